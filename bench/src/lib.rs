@@ -1,0 +1,1 @@
+//! zabflow-bench: benchmark scenarios and latency reports.
