@@ -1,6 +1,14 @@
 //! zabflow-net: event loops, framing and the wire codecs (ZooKeeper's jute client
 //! protocol and zabflow's peer protocol).
 //!
-//! The codecs land with the coordination service; this crate exists now so that the
-//! dependency direction of the workspace (`net` on `core`, `coord` on both) is fixed from
-//! the start.
+//! - [`jute`]: ZooKeeper's client protocol, byte-exact: framing, records, requests, replies.
+//! - [`path`]: znode path validation, as ZooKeeper's `PathUtils`.
+//! - [`constants`]: every bound and reserved value of the wire formats.
+//! - [`error`]: the crate's one error type.
+
+pub mod constants;
+pub mod error;
+pub mod jute;
+pub mod path;
+
+pub use error::{Error, Result};
