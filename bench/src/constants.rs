@@ -1,0 +1,40 @@
+//! Named bounds of the benchmark crate.
+//!
+//! Every knob a scenario or a report relies on has a name here, so a reader can see every limit
+//! in one place and the compile-time asserts below keep related bounds consistent.
+
+use std::time::Duration;
+
+/// Significant decimal digits every latency histogram keeps (0.1 % value resolution).
+pub const HISTOGRAM_SIGFIG: u8 = 3;
+/// Largest latency a histogram records, in nanoseconds (60 s); larger values saturate.
+pub const HISTOGRAM_LATENCY_NS_MAX: u64 = 60_000_000_000;
+/// Percentile ticks per half distance in `.hgrm` files, as HdrHistogram's own tools use.
+pub const HGRM_TICKS_PER_HALF_DISTANCE: u32 = 5;
+/// Decimal places of values in `.hgrm` files (microseconds, so nanosecond resolution).
+pub const HGRM_VALUE_DECIMALS: usize = 3;
+/// Name of the report's JSON summary inside its directory.
+pub const SUMMARY_FILE_NAME: &str = "summary.json";
+/// Parent directory of reports when the caller does not choose one.
+pub const REPORTS_DIR_DEFAULT: &str = "reports";
+
+/// Item sizes the ring scenario exchanges, in bytes.
+pub const RING_ITEM_BYTES: [usize; 2] = [16, 64];
+/// Measured time per ring series in a default run (8 series, so about 16 s in all).
+pub const RING_SERIES_DURATION_DEFAULT: Duration = Duration::from_secs(2);
+/// Measured time per ring series with `--quick`.
+pub const RING_SERIES_DURATION_QUICK: Duration = Duration::from_millis(250);
+/// Upper bound on the time per ring series, so a typo cannot run for hours.
+pub const RING_SERIES_DURATION_MAX: Duration = Duration::from_secs(600);
+/// Slots in every channel of the ring scenario, the same for all of them.
+pub const RING_CAPACITY_DEFAULT: usize = 4096;
+/// Items per producer batch: one item per batch carries a latency stamp, and a chunked
+/// producer writes at most this many items at once (a chunked consumer takes all it finds).
+pub const RING_BATCH_DEFAULT: usize = 256;
+/// Largest capacity the ring scenario accepts (items).
+pub const RING_CAPACITY_MAX: usize = 1 << 24;
+
+const _: () = assert!(RING_BATCH_DEFAULT <= RING_CAPACITY_DEFAULT);
+const _: () = assert!(RING_CAPACITY_DEFAULT <= RING_CAPACITY_MAX);
+const _: () =
+    assert!(RING_SERIES_DURATION_QUICK.as_nanos() < RING_SERIES_DURATION_DEFAULT.as_nanos());
