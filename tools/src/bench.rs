@@ -1,0 +1,105 @@
+//! `zabflow bench [SCENARIO]`: run benchmark scenarios and write their reports.
+//!
+//! Without a scenario the default suite runs, every scenario in [`suite`] one after the
+//! other. Each scenario prints its table and writes a report directory: with `--out DIR`,
+//! a single scenario writes into `DIR` itself and the suite into `DIR/<scenario>`; without
+//! it, into `reports/<scenario>-<UTC timestamp>` under the current directory. Adding a
+//! scenario is one [`Scenario`] variant, one arm in [`run_scenario`] and one line in [`suite`].
+
+use crate::error::ToolError;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use zabflow_bench::compare;
+use zabflow_bench::report::Report;
+use zabflow_bench::ring::{self, RingConfig};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The scenario to run; the default suite when omitted.
+    #[command(subcommand)]
+    scenario: Option<Scenario>,
+    /// Report directory (one scenario) or parent of the report directories (the suite).
+    #[arg(long, global = true, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Short runs, for smoke tests: results are noisier.
+    #[arg(long, global = true)]
+    quick: bool,
+}
+
+/// The benchmark scenarios.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Two pinned threads exchanging 16 B and 64 B items: rtrb (single and chunked) vs
+    /// crossbeam-channel vs std mpsc.
+    Ring(RingArgs),
+}
+
+/// The default suite, in the order it runs.
+fn suite() -> Vec<Scenario> {
+    vec![Scenario::Ring(RingArgs::default())]
+}
+
+/// Runs one scenario and returns its (unwritten) report.
+fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
+    let report = match scenario {
+        Scenario::Ring(args) => ring::run(&args.config(quick))?,
+    };
+    Ok(report)
+}
+
+/// Knobs of `zabflow bench ring`; unset knobs take the scenario's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RingArgs {
+    /// Measured time per series (8 series), e.g. `2s` or `50ms` [default: 2s, 250ms quick].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Slots of every channel, in items [default: 4096].
+    #[arg(long)]
+    capacity: Option<usize>,
+    /// Items per producer batch; one per batch carries a latency stamp [default: 256].
+    #[arg(long)]
+    batch: Option<usize>,
+}
+
+impl RingArgs {
+    fn config(&self, quick: bool) -> RingConfig {
+        let defaults = if quick { RingConfig::quick() } else { RingConfig::default() };
+        RingConfig {
+            series_duration: self.duration.unwrap_or(defaults.series_duration),
+            capacity: self.capacity.unwrap_or(defaults.capacity),
+            batch: self.batch.unwrap_or(defaults.batch),
+        }
+    }
+}
+
+/// Runs the chosen scenario, or the whole suite.
+pub fn run(args: BenchArgs) -> Result<(), ToolError> {
+    match &args.scenario {
+        Some(scenario) => {
+            run_and_write(scenario, args.quick, args.out.clone())?;
+        }
+        None => {
+            for scenario in suite() {
+                let report = run_scenario(&scenario, args.quick)?;
+                let dir = args.out.as_ref().map(|out| out.join(&report.scenario));
+                write_and_print(report, dir)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_and_write(scenario: &Scenario, quick: bool, dir: Option<PathBuf>) -> Result<(), ToolError> {
+    let report = run_scenario(scenario, quick)?;
+    write_and_print(report, dir)
+}
+
+/// Writes the report (into `dir` or its default directory) and prints its table and path.
+fn write_and_print(mut report: Report, dir: Option<PathBuf>) -> Result<(), ToolError> {
+    let dir = dir.unwrap_or_else(|| report.default_dir());
+    let written = report.write(&dir)?;
+    println!("{}", compare::show(&report));
+    println!("report: {}", written.display());
+    Ok(())
+}

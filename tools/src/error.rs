@@ -1,0 +1,14 @@
+//! The one error type of the `zabflow` binary.
+//!
+//! Every command returns a [`ToolError`]; `main` prints it as `zabflow: error: …` and exits
+//! with status 1. Command groups added later (node, cluster, cli, job) add variants here.
+
+use zabflow_bench::BenchError;
+
+/// Everything a `zabflow` command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// A benchmark or report command failed.
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+}

@@ -1,0 +1,67 @@
+//! `zabflow report show|compare`: read report directories and put them side by side.
+//!
+//! `show DIR` prints one report's table. `compare A B [C …]` matches series by name, prints
+//! every report's throughput and percentiles with ratios to A, and draws the latencies by
+//! percentile of every report × series into an SVG (default: `compare-<A>-vs-<B>….svg` next
+//! to report A's directory).
+
+use crate::error::ToolError;
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use zabflow_bench::compare::{self, LabelledReport};
+use zabflow_bench::plot;
+use zabflow_bench::report::Report;
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Print a report's series (throughput, percentiles) and ratios.
+    Show {
+        /// A report directory (holding summary.json).
+        dir: PathBuf,
+    },
+    /// Compare reports side by side, with ratios to the first, and plot their latencies.
+    Compare {
+        /// Two or more report directories; the first is the base of every ratio.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the latency-by-percentile SVG.
+        #[arg(long, value_name = "FILE.svg")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs a `report` command.
+pub fn run(command: ReportCommand) -> Result<(), ToolError> {
+    match command {
+        ReportCommand::Show { dir } => {
+            print!("{}", compare::show(&Report::load(&dir)?));
+            Ok(())
+        }
+        ReportCommand::Compare { dirs, out } => run_compare(&dirs, out),
+    }
+}
+
+fn run_compare(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), ToolError> {
+    let reports = dirs
+        .iter()
+        .map(|dir| Ok(LabelledReport { label: label_of(dir), report: Report::load(dir)? }))
+        .collect::<Result<Vec<_>, ToolError>>()?;
+    print!("{}", compare::compare(&reports)?.render());
+    let out = out.unwrap_or_else(|| default_plot_path(dirs, &reports));
+    plot::write_latency_plot(&reports, &out)?;
+    println!("\nplot: {}", out.display());
+    Ok(())
+}
+
+/// A report's label: its directory's name.
+fn label_of(dir: &Path) -> String {
+    let name = dir.canonicalize().ok().and_then(|dir| dir.file_name().map(|n| n.to_owned()));
+    name.map_or_else(|| dir.display().to_string(), |name| name.to_string_lossy().into_owned())
+}
+
+/// `compare-<A>-vs-<B>.svg` beside the first report's directory.
+fn default_plot_path(dirs: &[PathBuf], reports: &[LabelledReport]) -> PathBuf {
+    let labels: Vec<&str> = reports.iter().map(|r| r.label.as_str()).collect();
+    let parent = dirs[0].canonicalize().ok().and_then(|dir| dir.parent().map(Path::to_path_buf));
+    parent.unwrap_or_default().join(format!("compare-{}.svg", labels.join("-vs-")))
+}
