@@ -22,7 +22,7 @@ use std::path::Path;
 /// Width and height of the plot, in pixels.
 const PLOT_SIZE_PX: (u32, u32) = (1280, 800);
 /// Percentile ticks of the x axis, as fractions.
-const PERCENTILE_TICKS: [f64; 7] = [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999];
+const PERCENTILE_TICKS: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999];
 /// Dash and gap lengths per report, in pixels; (0, 0) draws a solid line.
 const DASH_PATTERNS_PX: [(u32, u32); 4] = [(0, 0), (10, 6), (3, 4), (16, 4)];
 /// Length of the line sample in front of each legend entry, in pixels.
@@ -63,6 +63,16 @@ fn percentile_label(nines_value: f64) -> String {
     let text = format!("{percent:.5}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
+}
+
+/// `0.1`, `1`, `1000` for a y-axis position (the log axis ticks at powers of ten).
+fn latency_label(value_us: f64) -> String {
+    if value_us >= 1.0 {
+        format!("{value_us:.0}")
+    } else {
+        let text = format!("{value_us:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 fn collect_lines(reports: &[LabelledReport]) -> Result<Vec<Line>> {
@@ -146,9 +156,9 @@ fn draw(lines: &[Line], out: &Path) -> std::result::Result<(), String> {
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .y_desc("latency (us)")
+        .y_desc("latency (µs)")
         .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| crate::compare::format_us(*y))
+        .y_label_formatter(&|y| latency_label(*y))
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()
@@ -158,7 +168,7 @@ fn draw(lines: &[Line], out: &Path) -> std::result::Result<(), String> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
@@ -234,6 +244,8 @@ mod tests {
     #[test]
     fn percentile_labels_read_as_percentiles() {
         assert_eq!(percentile_label(nines(0.0)), "0%");
+        assert_eq!(latency_label(0.1), "0.1");
+        assert_eq!(latency_label(1000.0), "1000");
         assert_eq!(percentile_label(nines(0.5)), "50%");
         assert_eq!(percentile_label(nines(0.99)), "99%");
         assert_eq!(percentile_label(nines(0.9999)), "99.99%");
@@ -258,6 +270,6 @@ mod tests {
         let svg = std::fs::read_to_string(&out).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("99.9%") && svg.contains("B: crossbeam/16B"));
-        assert_eq!(svg.matches("<polyline").count() >= 2, true);
+        assert!(svg.matches("<polyline").count() >= 2);
     }
 }

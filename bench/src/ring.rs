@@ -515,6 +515,7 @@ fn consume<const WORDS: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::constants::RING_CAPACITY_DEFAULT;
 
     #[test]
     fn every_channel_delivers_every_item_and_stamp() {
@@ -533,7 +534,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_knobs() {
-        let config = RingConfig { batch: 8192, ..RingConfig::default() };
+        let config = RingConfig { batch: RING_CAPACITY_DEFAULT + 1, ..RingConfig::default() };
         assert!(config.validate().is_err());
         assert!(RingConfig { capacity: 0, ..RingConfig::default() }.validate().is_err());
         let zero = RingConfig { series_duration: Duration::ZERO, ..RingConfig::default() };

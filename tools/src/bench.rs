@@ -54,7 +54,7 @@ pub struct RingArgs {
     /// Measured time per series (8 series), e.g. `2s` or `50ms` [default: 2s, 250ms quick].
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// Slots of every channel, in items [default: 4096].
+    /// Slots of every channel, in items [default: 16384].
     #[arg(long)]
     capacity: Option<usize>,
     /// Items per producer batch; one per batch carries a latency stamp [default: 256].

@@ -46,9 +46,10 @@ fn run_compare(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), ToolError> 
         .iter()
         .map(|dir| Ok(LabelledReport { label: label_of(dir), report: Report::load(dir)? }))
         .collect::<Result<Vec<_>, ToolError>>()?;
-    print!("{}", compare::compare(&reports)?.render());
+    let table = compare::compare(&reports)?.render();
     let out = out.unwrap_or_else(|| default_plot_path(dirs, &reports));
     plot::write_latency_plot(&reports, &out)?;
+    print!("{table}");
     println!("\nplot: {}", out.display());
     Ok(())
 }
