@@ -7,6 +7,7 @@
 //! scenario is one [`Scenario`] variant, one arm in [`run_scenario`] and one line in [`suite`].
 
 use crate::error::ToolError;
+use crate::print_stdout;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,11 +16,13 @@ use zabflow_bench::report::Report;
 use zabflow_bench::ring::{self, RingConfig};
 
 #[derive(Debug, Args)]
+#[command(subcommand_value_name = "SCENARIO", subcommand_help_heading = "Scenarios")]
 pub struct BenchArgs {
     /// The scenario to run; the default suite when omitted.
     #[command(subcommand)]
     scenario: Option<Scenario>,
-    /// Report directory (one scenario) or parent of the report directories (the suite).
+    /// Report directory (one scenario) or parent of the report directories (the suite)
+    /// [default: reports/<scenario>-<UTC timestamp>].
     #[arg(long, global = true, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Short runs, for smoke tests: results are noisier.
@@ -99,7 +102,5 @@ fn run_and_write(scenario: &Scenario, quick: bool, dir: Option<PathBuf>) -> Resu
 fn write_and_print(mut report: Report, dir: Option<PathBuf>) -> Result<(), ToolError> {
     let dir = dir.unwrap_or_else(|| report.default_dir());
     let written = report.write(&dir)?;
-    println!("{}", compare::show(&report));
-    println!("report: {}", written.display());
-    Ok(())
+    print_stdout(&format!("{}\nreport: {}\n", compare::show(&report), written.display()))
 }

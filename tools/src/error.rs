@@ -11,4 +11,7 @@ pub enum ToolError {
     /// A benchmark or report command failed.
     #[error(transparent)]
     Bench(#[from] BenchError),
+    /// Standard output could not be written (other than a closed pipe, which is fine).
+    #[error("cannot write to stdout: {0}")]
+    Stdout(std::io::Error),
 }

@@ -30,6 +30,17 @@ enum Command {
     Report(report::ReportCommand),
 }
 
+/// Prints `text` to stdout; a reader that closed the pipe early (`| head`) is not an error.
+pub fn print_stdout(text: &str) -> Result<(), ToolError> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(ToolError::Stdout(error))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.command {
         Command::Bench(args) => bench::run(args),

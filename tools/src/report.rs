@@ -6,6 +6,7 @@
 //! to report A's directory).
 
 use crate::error::ToolError;
+use crate::print_stdout;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use zabflow_bench::compare::{self, LabelledReport};
@@ -17,14 +18,16 @@ pub enum ReportCommand {
     /// Print a report's series (throughput, percentiles) and ratios.
     Show {
         /// A report directory (holding summary.json).
+        #[arg(value_name = "REPORT_DIR")]
         dir: PathBuf,
     },
     /// Compare reports side by side, with ratios to the first, and plot their latencies.
     Compare {
         /// Two or more report directories; the first is the base of every ratio.
-        #[arg(required = true, num_args = 2..)]
+        #[arg(required = true, num_args = 2.., value_name = "REPORT_DIR")]
         dirs: Vec<PathBuf>,
-        /// Where to write the latency-by-percentile SVG.
+        /// Where to write the latency-by-percentile SVG
+        /// [default: compare-<A>-vs-<B>….svg beside the first report's directory].
         #[arg(long, value_name = "FILE.svg")]
         out: Option<PathBuf>,
     },
@@ -33,10 +36,7 @@ pub enum ReportCommand {
 /// Runs a `report` command.
 pub fn run(command: ReportCommand) -> Result<(), ToolError> {
     match command {
-        ReportCommand::Show { dir } => {
-            print!("{}", compare::show(&Report::load(&dir)?));
-            Ok(())
-        }
+        ReportCommand::Show { dir } => print_stdout(&compare::show(&Report::load(&dir)?)),
         ReportCommand::Compare { dirs, out } => run_compare(&dirs, out),
     }
 }
@@ -49,9 +49,7 @@ fn run_compare(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), ToolError> 
     let table = compare::compare(&reports)?.render();
     let out = out.unwrap_or_else(|| default_plot_path(dirs, &reports));
     plot::write_latency_plot(&reports, &out)?;
-    print!("{table}");
-    println!("\nplot: {}", out.display());
-    Ok(())
+    print_stdout(&format!("{table}\nplot: {}\n", out.display()))
 }
 
 /// A report's label: its directory's name.
