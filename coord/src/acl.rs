@@ -1,0 +1,314 @@
+//! ACLs: the schemes, the permission check, and `addauth`, as ZooKeeper 3.8's
+//! `ZooKeeperServer.checkACL`, `PrepRequestProcessor.fixupACL` and its authentication
+//! providers.
+//!
+//! ```text
+//! ACL       = perms (ZooDefs.Perms bits) Id
+//! Id        = "world":"anyone"                      ; everyone
+//!           | "digest":user ":" base64(sha1(user ":" password))
+//!           | "ip":address ["/" prefix-bits]        ; IPv4 or IPv6, CIDR optional
+//!           | "auth":""                             ; at create/setACL time only: becomes
+//!                                                   ; the session's digest ids
+//! session   = list of Id: "ip":its address (added by the driver at connect), one
+//!             "digest" id per `addauth digest user:password`, and "super":"" when that
+//!             digest equals the configured superDigest
+//! ```
+//!
+//! A session holding a `super` id passes every check. An empty ACL list allows everything
+//! (ZooKeeper only ever stores one for nodes restored from old snapshots). Checks are pure
+//! functions of the node's ACL and the session's ids; the driver owns the ids.
+
+use base64::Engine as _;
+use sha1::{Digest as _, Sha1};
+use zabflow_net::jute::{ErrorCode, Id, ACL};
+
+/// The scheme that matches everyone (with id `anyone`).
+pub const SCHEME_WORLD: &str = "world";
+/// The id of the world scheme.
+pub const WORLD_ANYONE: &str = "anyone";
+/// The user:password scheme.
+pub const SCHEME_DIGEST: &str = "digest";
+/// The client-address scheme.
+pub const SCHEME_IP: &str = "ip";
+/// The placeholder scheme that `fixup` expands into the session's authenticated ids.
+pub const SCHEME_AUTH: &str = "auth";
+/// The id scheme of a session that authenticated with the super digest.
+pub const SCHEME_SUPER: &str = "super";
+
+/// `ZooDefs.Ids.ANYONE_ID_UNSAFE` with the given perms.
+#[must_use]
+pub fn world(perms: i32) -> ACL {
+    ACL { perms, id: Id { scheme: SCHEME_WORLD.to_owned(), id: WORLD_ANYONE.to_owned() } }
+}
+
+/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`.
+#[must_use]
+pub fn generate_digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or_default();
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+/// `addauth scheme auth`: the ids a session gains, in the order ZooKeeper adds them.
+///
+/// `digest` takes `user:password` and yields its digest id, preceded by `super:` when the
+/// digest equals `super_digest` (the `zookeeper.DigestAuthenticationProvider.superDigest`
+/// setting, itself a digest). `ip` yields nothing: the driver adds the connection's address
+/// when it connects, which is all that ZooKeeper's ip provider does.
+///
+/// # Errors
+/// [`ErrorCode::AuthFailed`] for any other scheme (ZooKeeper then closes the connection).
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    super_digest: Option<&str>,
+) -> Result<Vec<Id>, ErrorCode> {
+    match scheme {
+        SCHEME_DIGEST => {
+            let digest = generate_digest(&String::from_utf8_lossy(auth));
+            let mut ids = Vec::with_capacity(2);
+            if super_digest == Some(digest.as_str()) {
+                ids.push(Id { scheme: SCHEME_SUPER.to_owned(), id: String::new() });
+            }
+            ids.push(Id { scheme: SCHEME_DIGEST.to_owned(), id: digest });
+            Ok(ids)
+        }
+        SCHEME_IP => Ok(Vec::new()),
+        _ => Err(ErrorCode::AuthFailed),
+    }
+}
+
+/// Adds `new` ids to a session's ids, skipping ones it already has (`addAuthInfo`).
+pub fn add_auth_ids(session_ids: &mut Vec<Id>, new: Vec<Id>) {
+    for id in new {
+        if !session_ids.contains(&id) {
+            session_ids.push(id);
+        }
+    }
+}
+
+/// Whether `session_ids` grant `perm` on a node with `acl` (`ZooKeeperServer.checkACL`).
+///
+/// # Errors
+/// [`ErrorCode::NoAuth`] when no entry with a bit of `perm` matches an id of the session.
+pub fn check(acl: &[ACL], perm: i32, session_ids: &[Id]) -> Result<(), ErrorCode> {
+    if acl.is_empty() || session_ids.iter().any(|id| id.scheme == SCHEME_SUPER) {
+        return Ok(());
+    }
+    let granted = acl.iter().filter(|entry| entry.perms & perm != 0).any(|entry| {
+        is_world(&entry.id)
+            || session_ids.iter().any(|session_id| {
+                session_id.scheme == entry.id.scheme && matches(session_id, &entry.id.id)
+            })
+    });
+    if granted {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+fn is_world(id: &Id) -> bool {
+    id.scheme == SCHEME_WORLD && id.id == WORLD_ANYONE
+}
+
+/// A provider's `matches(authenticated id, ACL expression)`.
+fn matches(session_id: &Id, expression: &str) -> bool {
+    match session_id.scheme.as_str() {
+        SCHEME_DIGEST => session_id.id == expression,
+        SCHEME_IP => ip_matches(&session_id.id, expression),
+        _ => false,
+    }
+}
+
+/// `PrepRequestProcessor.fixupACL`: drops duplicates, checks every entry's scheme and id,
+/// and expands `auth` entries into the session's digest ids.
+///
+/// # Errors
+/// [`ErrorCode::InvalidAcl`] for an empty list, an unknown scheme, a malformed id, or an
+/// `auth` entry when the session has no digest identity.
+pub fn fixup(acl: &[ACL], session_ids: &[Id]) -> Result<Vec<ACL>, ErrorCode> {
+    let mut unique: Vec<&ACL> = Vec::with_capacity(acl.len());
+    for entry in acl {
+        if !unique.contains(&entry) {
+            unique.push(entry);
+        }
+    }
+    if unique.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut fixed = Vec::with_capacity(unique.len());
+    for entry in unique {
+        if is_world(&entry.id) {
+            fixed.push(entry.clone());
+        } else if entry.id.scheme == SCHEME_AUTH {
+            let authenticated = session_ids
+                .iter()
+                .filter(|id| id.scheme == SCHEME_DIGEST)
+                .map(|id| ACL { perms: entry.perms, id: id.clone() });
+            let before = fixed.len();
+            fixed.extend(authenticated);
+            if fixed.len() == before {
+                return Err(ErrorCode::InvalidAcl);
+            }
+        } else if is_valid(&entry.id) {
+            fixed.push(entry.clone());
+        } else {
+            return Err(ErrorCode::InvalidAcl);
+        }
+    }
+    Ok(fixed)
+}
+
+/// A provider's `isValid(id)`; schemes without a provider (`world` other than `anyone`,
+/// `super`, anything unknown) are invalid.
+fn is_valid(id: &Id) -> bool {
+    match id.scheme.as_str() {
+        // Java's `id.split(":").length == 2`: trailing empty parts are dropped.
+        SCHEME_DIGEST => java_split_count(&id.id, ':') == 2,
+        SCHEME_IP => parse_ip_expression(&id.id).is_some(),
+        _ => false,
+    }
+}
+
+/// The number of parts Java's `String.split` returns (trailing empty parts removed).
+fn java_split_count(text: &str, separator: char) -> usize {
+    let parts: Vec<&str> = text.split(separator).collect();
+    let kept = parts.iter().rposition(|part| !part.is_empty()).map_or(0, |last| last + 1);
+    if text.is_empty() {
+        1
+    } else {
+        kept
+    }
+}
+
+/// Parses `address[/bits]` into the address bytes and the prefix length.
+fn parse_ip_expression(expression: &str) -> Option<(Vec<u8>, usize)> {
+    let (address, bits) = match expression.split_once('/') {
+        Some((address, bits)) => (address, Some(bits)),
+        None => (expression, None),
+    };
+    let bytes = address_bytes(address)?;
+    let bits_max = bytes.len() * 8;
+    let bits = match bits {
+        None => bits_max,
+        Some(bits) => bits.parse::<usize>().ok().filter(|&bits| bits <= bits_max)?,
+    };
+    Some((bytes, bits))
+}
+
+/// IPv4 as ZooKeeper parses it (four decimal parts, each 0..=255), or IPv6.
+fn address_bytes(address: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = address.split('.').collect();
+    if parts.len() == 4 {
+        let octet = |part: &&str| {
+            let digits = !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+            digits.then(|| part.parse::<u8>().ok()).flatten()
+        };
+        return parts.iter().map(octet).collect();
+    }
+    address.parse::<std::net::Ipv6Addr>().ok().map(|v6| v6.octets().to_vec())
+}
+
+/// `IPAuthenticationProvider.matches`: the first `bits` bits of both addresses agree.
+fn ip_matches(client_address: &str, expression: &str) -> bool {
+    let (Some((network, bits)), Some(client)) =
+        (parse_ip_expression(expression), address_bytes(client_address))
+    else {
+        return false;
+    };
+    if client.len() != network.len() {
+        return false;
+    }
+    (0..bits).all(|bit| {
+        let mask = 0x80u8 >> (bit % 8);
+        client[bit / 8] & mask == network[bit / 8] & mask
+    })
+}
+
+/// The ACL as a reader with READ but not ADMIN sees it: digest ids become `user:x`.
+#[must_use]
+pub fn mask_digests(acl: &[ACL]) -> Vec<ACL> {
+    acl.iter()
+        .map(|entry| {
+            if entry.id.scheme != SCHEME_DIGEST {
+                return entry.clone();
+            }
+            let user = entry.id.id.split(':').next().unwrap_or_default();
+            let id = Id { scheme: SCHEME_DIGEST.to_owned(), id: format!("{user}:x") };
+            ACL { perms: entry.perms, id }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zabflow_net::jute::Perms;
+
+    fn id(scheme: &str, id: &str) -> Id {
+        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+    }
+
+    fn acl(perms: i32, scheme: &str, expression: &str) -> ACL {
+        ACL { perms, id: id(scheme, expression) }
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // The digest zkCli's `addauth digest super:test` produces (kazoo's test harness).
+        assert_eq!(generate_digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        let ids = authenticate("digest", b"super:test", Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+        assert_eq!(ids.map(|ids| ids.len()), Ok(2));
+        assert_eq!(authenticate("kerberos", b"x", None), Err(ErrorCode::AuthFailed));
+    }
+
+    #[test]
+    fn check_rules() {
+        let alice = authenticate("digest", b"alice:secret", None).expect("digest");
+        let node = vec![acl(Perms::READ, "digest", &alice[0].id), world(Perms::CREATE)];
+        assert_eq!(check(&node, Perms::READ, &alice), Ok(()));
+        assert_eq!(check(&node, Perms::READ, &[]), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&node, Perms::CREATE, &[]), Ok(()));
+        assert_eq!(check(&node, Perms::WRITE, &alice), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&node, Perms::WRITE, &[id("super", "")]), Ok(()));
+        assert_eq!(check(&[], Perms::ADMIN, &[]), Ok(()));
+        let subnet = vec![acl(Perms::ALL, "ip", "10.1.0.0/16")];
+        assert_eq!(check(&subnet, Perms::READ, &[id("ip", "10.1.200.3")]), Ok(()));
+        assert_eq!(check(&subnet, Perms::READ, &[id("ip", "10.2.0.3")]), Err(ErrorCode::NoAuth));
+        let host = vec![acl(Perms::ALL, "ip", "127.0.0.1")];
+        assert_eq!(check(&host, Perms::READ, &[id("ip", "127.0.0.1")]), Ok(()));
+        let v6 = vec![acl(Perms::ALL, "ip", "fe80::/64")];
+        assert_eq!(check(&v6, Perms::READ, &[id("ip", "fe80::1")]), Ok(()));
+    }
+
+    #[test]
+    fn fixup_rules() {
+        let invalid = Err(ErrorCode::InvalidAcl);
+        assert_eq!(fixup(&[], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "world", "everyone")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "kerberos", "x")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "super", "")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "digest", "nocolon")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "digest", "user:")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "digest", "a:b:c")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "ip", "10.0.0.1/33")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "ip", "10.0.0")], &[]), invalid);
+        assert_eq!(fixup(&[acl(31, "ip", "300.0.0.1")], &[]), invalid);
+        // `auth` needs a digest identity; the connection's ip id does not count.
+        assert_eq!(fixup(&[acl(31, "auth", "")], &[id("ip", "127.0.0.1")]), invalid);
+        let alice = authenticate("digest", b"alice:secret", None).expect("digest");
+        let expanded = fixup(&[acl(5, "auth", ""), acl(5, "auth", "")], &alice);
+        assert_eq!(expanded, Ok(vec![ACL { perms: 5, id: alice[0].clone() }]));
+        let open = vec![world(31), world(31)];
+        assert_eq!(fixup(&open, &[]), Ok(vec![world(31)]));
+        assert!(fixup(&[acl(1, "digest", "u:hash")], &[]).is_ok());
+        assert!(fixup(&[acl(1, "ip", "10.0.0.0/8")], &[]).is_ok());
+    }
+
+    #[test]
+    fn masking_keeps_the_user() {
+        let masked = mask_digests(&[acl(1, "digest", "alice:abc="), world(1)]);
+        assert_eq!(masked, vec![acl(1, "digest", "alice:x"), world(1)]);
+    }
+}
