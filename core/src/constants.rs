@@ -1,2 +1,56 @@
 //! Named bounds of zabflow-core. Every limit the crate enforces lives here, so that a
 //! reader can see at a glance how big anything may grow.
+
+/// Size of a newly created log segment file when the caller does not choose one.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// Smallest segment size a log accepts (tests use tiny segments to exercise rolling).
+pub const SEGMENT_BYTES_MIN: u64 = 4 << 10;
+
+/// Largest segment size a log accepts: one io_uring write covers at most a whole segment,
+/// and the kernel caps a single write below 2 GiB.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
+
+/// Bytes of the fixed header at the start of every segment file.
+pub const SEGMENT_HEADER_BYTES: u64 = 32;
+
+/// Bytes of a record frame's header: `len: u32 LE | crc32c: u32 LE`.
+pub const FRAME_HEADER_BYTES: u64 = 8;
+
+/// Largest payload of one log record. A record must also fit into an empty segment, so the
+/// effective limit of a log with tiny segments is smaller (see `Log::record_bytes_max`).
+pub const RECORD_BYTES_MAX: usize = 16 << 20;
+
+/// The sparse in-memory index of a segment remembers the byte position of every
+/// `INDEX_INTERVAL_RECORDS`-th record, so a read walks at most this many frames.
+pub const INDEX_INTERVAL_RECORDS: u64 = 64;
+
+/// Submission queue entries of the io_uring backend's ring (one batch needs two: the write
+/// and the linked fdatasync).
+pub const URING_ENTRIES: u32 = 8;
+
+/// Requests the group-commit queue holds before appenders block (backpressure).
+pub const GROUP_COMMIT_QUEUE_DEPTH: usize = 1024;
+
+/// Requests one group commit (one write submission, one fdatasync) takes at most.
+pub const GROUP_COMMIT_REQUESTS_MAX: usize = 256;
+
+/// Payload bytes after which the group-commit writer stops adding requests to a group.
+pub const GROUP_COMMIT_BYTES_MAX: usize = 8 << 20;
+
+/// Upper bound on the CRC work recovery spends proving that a torn tail hides no valid
+/// frame. Past it, recovery reports corruption instead of guessing (nothing is lost).
+pub const TORN_TAIL_CRC_BYTES_MAX: u64 = 1 << 30;
+
+/// Bytes zeroed per write when the filesystem cannot zero a range in place.
+pub const ZERO_CHUNK_BYTES: usize = 64 << 10;
+
+const _: () = assert!(
+    RECORD_BYTES_MAX as u64 + FRAME_HEADER_BYTES + SEGMENT_HEADER_BYTES < SEGMENT_BYTES_DEFAULT
+);
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(SEGMENT_BYTES_MIN > SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES);
+const _: () = assert!(SEGMENT_BYTES_MAX < u32::MAX as u64);
+const _: () = assert!(INDEX_INTERVAL_RECORDS > 0);
+const _: () = assert!(GROUP_COMMIT_REQUESTS_MAX <= GROUP_COMMIT_QUEUE_DEPTH);

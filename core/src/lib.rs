@@ -6,4 +6,7 @@
 //! crate, so it can be tested and benchmarked alone.
 
 pub mod constants;
+pub mod error;
 pub mod log;
+
+pub use error::Error;

@@ -1,0 +1,84 @@
+//! The one error type of zabflow-core.
+//!
+//! Expected failures (disk full, I/O errors, corrupt files, bad arguments) are values of
+//! [`Error`]; bugs panic. Every variant names what failed, so a message read in a log file
+//! is enough to find the file and byte that caused it.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in zabflow-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed; `context` says which operation on which file.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A log file holds bytes that cannot be the result of a crash of the writer.
+    #[error("corrupt log segment {}: at byte {position}: {reason}", path.display())]
+    Corrupt { path: PathBuf, position: u64, reason: String },
+    /// A record is larger than the log accepts.
+    #[error("record of {bytes} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge { bytes: usize, limit: usize },
+    /// An offset lies outside the records the log holds.
+    #[error("offset {offset} is outside the log's range {first}..={next}")]
+    OffsetOutOfRange { offset: u64, first: u64, next: u64 },
+    /// The options passed to `Log::open` are inconsistent.
+    #[error("invalid log options: {0}")]
+    InvalidOptions(String),
+    /// Another `Log` (in this or another process) writes to the directory.
+    #[error("log directory {} is locked by another writer", dir.display())]
+    Locked { dir: PathBuf },
+    /// A failed write could not be undone; the log refuses writes until reopened.
+    #[error("log is unusable until reopened (a failed write could not be undone): {0}")]
+    Poisoned(String),
+    /// The group-commit writer thread is gone.
+    #[error("the group-commit writer has stopped")]
+    WriterStopped,
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the operation that failed.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// Returns an equal error for another receiver: group commit reports one failure to
+    /// every appender of the group. `io::Error` is not `Clone`, so it is rebuilt from its
+    /// OS error code (kept, so callers can still match on ENOSPC) or kind and message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { context, source } => {
+                let source = match source.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                };
+                Error::Io { context: context.clone(), source }
+            }
+            Error::Corrupt { path, position, reason } => {
+                Error::Corrupt { path: path.clone(), position: *position, reason: reason.clone() }
+            }
+            Error::RecordTooLarge { bytes, limit } => {
+                Error::RecordTooLarge { bytes: *bytes, limit: *limit }
+            }
+            Error::OffsetOutOfRange { offset, first, next } => {
+                Error::OffsetOutOfRange { offset: *offset, first: *first, next: *next }
+            }
+            Error::InvalidOptions(message) => Error::InvalidOptions(message.clone()),
+            Error::Locked { dir } => Error::Locked { dir: dir.clone() },
+            Error::Poisoned(message) => Error::Poisoned(message.clone()),
+            Error::WriterStopped => Error::WriterStopped,
+        }
+    }
+
+    /// The OS error code behind this error, if it came from a system call (e.g. ENOSPC).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
