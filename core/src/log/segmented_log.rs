@@ -681,3 +681,16 @@ fn recover_segment(
     let end = (base + scan.records, scan.end_position);
     Ok((SegmentView::new(base, path, map, end, scan.index), file))
 }
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("backend", &self.backend.kind())
+            .field("first_offset", &self.first_offset())
+            .field("next_offset", &self.next_offset())
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
