@@ -180,6 +180,33 @@ pub(crate) fn zero_range(file: &File, start: u64, end: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// One past the last byte of `file` that may hold data: bytes past it lie in holes and read
+/// as zeros. Recovery scans only up to here, so it never faults in a hole of a sparse
+/// segment (on tmpfs, a read fault allocates a page, and a full tmpfs answers with SIGBUS).
+pub(crate) fn data_end(file: &File, file_bytes: u64) -> io::Result<u64> {
+    let mut end = 0u64;
+    let mut position = 0u64;
+    while position < file_bytes {
+        // SAFETY: lseek only reads its integer arguments; the descriptor is open.
+        let data = unsafe { libc::lseek(file.as_raw_fd(), position as i64, libc::SEEK_DATA) };
+        if data < 0 {
+            return match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENXIO) => Ok(end),
+                Some(libc::EINVAL) => Ok(file_bytes),
+                _ => Err(io::Error::last_os_error()),
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(file.as_raw_fd(), data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        end = (hole as u64).min(file_bytes);
+        position = hole as u64;
+    }
+    Ok(end)
+}
+
 /// Maps a segment file read-only.
 pub(crate) fn map_segment(path: &Path, file: &File) -> Result<Mmap, Error> {
     // SAFETY: the directory lock keeps other zabflow writers away from the file; this

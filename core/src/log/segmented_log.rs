@@ -12,8 +12,9 @@ use super::backend::{probe_uring, Backend, PwriteBackend};
 use super::frame::{encode_frame, frame_bytes};
 use super::reader::{LogReader, SharedState};
 use super::segment::{
-    create_segment, decode_header, map_segment, parse_segment_name, scan_segment, segment_name,
-    sync_directory, write_new_segment, zero_range, IndexEntry, SegmentView, Tail, TEMPORARY_SUFFIX,
+    create_segment, data_end, decode_header, map_segment, parse_segment_name, scan_segment,
+    segment_name, sync_directory, write_new_segment, zero_range, IndexEntry, SegmentView, Tail,
+    TEMPORARY_SUFFIX,
 };
 use super::{BackendChoice, BackendKind, Durability, LogOptions};
 use crate::constants::{
@@ -665,7 +666,10 @@ fn recover_segment(
     if let Some(expected) = expected_base.filter(|&expected| expected != base) {
         return Err(corrupt(0, format!("segment should start at offset {expected}")));
     }
-    let scan = scan_segment(&map, base, &path)?;
+    let data_end = data_end(&file, map.len() as u64)
+        .map_err(|e| Error::io(format!("seek data in {}", path.display()), e))?;
+    let scanned = data_end.max(SEGMENT_HEADER_BYTES) as usize;
+    let scan = scan_segment(&map[..scanned], base, &path)?;
     if let Tail::Torn { position, bytes } = scan.tail {
         if !is_last {
             let reason = "damaged frame in a segment that is not the last".to_string();
