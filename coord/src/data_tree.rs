@@ -1,1 +1,810 @@
-//! todo
+//! `DataTree`: the znode tree — applies txns, answers reads, fires watches.
+//!
+//! The tree is ZooKeeper's `DataTree`: a map from absolute path to [`DataNode`], each node
+//! holding its data, ACL, persisted stat and child names, plus indexes of ephemerals by
+//! session and of container and TTL paths (for the reaper). It owns the [`WatchManager`],
+//! so applying a txn returns the reply's [`TxnResult`] *and* the notifications to send.
+//!
+//! What a node stores and what a client sees differ in two fields, as in ZooKeeper
+//! (`DataNode.copyStat`):
+//!
+//! ```text
+//! stored cversion  = number of children ever created under the node (names the next
+//!                    sequential child)
+//! client cversion  = 2 * stored cversion - numChildren  ; every create and every delete
+//! client ephemeralOwner = 0 for containers and TTL nodes (see `EphemeralType`)
+//! dataLength       = 0 for null data
+//! ```
+//!
+//! So the root of a fresh tree (one child, `zookeeper`, never "created") shows cversion -1,
+//! and `/zookeeper` (children `config`, `quota`) shows -2, as on a fresh ZooKeeper.
+//!
+//! Children are kept sorted by name. ZooKeeper returns them in `HashSet` order, which no
+//! client may rely on; sorted order is deterministic, so two trees built by the same txns
+//! answer byte for byte alike. Applying a txn never fails as a whole: a txn the tree cannot
+//! apply (only possible when replaying a log over a fuzzy snapshot) yields an error result,
+//! as in ZooKeeper. Quotas (`/zookeeper/quota` bookkeeping) are not enforced.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use zabflow_net::jute::{
+    AddWatchMode, Create2Response, CreateResponse, ErrorCode, ErrorResponse, MultiResponse,
+    MultiResult, OpCode, Perms, Response, SetACLResponse, SetDataResponse, SetWatches2, Stat,
+    WatcherType, Writer, ACL,
+};
+
+use crate::acl;
+use crate::constants::{CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
+use crate::ephemeral_type::EphemeralType;
+use crate::txn::{Txn, TxnHeader};
+use crate::watch_manager::{event, Notification, SessionId, WatchManager};
+
+/// `StatPersisted`: a node's stat as stored (`cversion` counts child creations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatPersisted {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+impl StatPersisted {
+    /// `DataTree.createStat`: a new node's stat.
+    #[must_use]
+    pub fn new(zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Self {
+        StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            ephemeral_owner,
+            pzxid: zxid,
+            ..StatPersisted::default()
+        }
+    }
+}
+
+/// One znode.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataNode {
+    data: Option<Vec<u8>>,
+    acl: Vec<ACL>,
+    stat: StatPersisted,
+    children: BTreeSet<String>,
+}
+
+impl DataNode {
+    fn new(data: Option<Vec<u8>>, acl: Vec<ACL>, stat: StatPersisted) -> Self {
+        DataNode { data, acl, stat, children: BTreeSet::new() }
+    }
+
+    /// The node's data; `None` when created with null data.
+    #[must_use]
+    pub fn data(&self) -> Option<&[u8]> {
+        self.data.as_deref()
+    }
+
+    /// The node's ACL.
+    #[must_use]
+    pub fn acl(&self) -> &[ACL] {
+        &self.acl
+    }
+
+    /// The stored stat.
+    #[must_use]
+    pub fn stat_persisted(&self) -> &StatPersisted {
+        &self.stat
+    }
+
+    /// Child names, sorted.
+    #[must_use]
+    pub fn children(&self) -> &BTreeSet<String> {
+        &self.children
+    }
+
+    /// The kind of node its `ephemeralOwner` encodes.
+    #[must_use]
+    pub fn ephemeral_type(&self) -> EphemeralType {
+        EphemeralType::from_owner(self.stat.ephemeral_owner)
+    }
+
+    /// `DataNode.copyStat`: the `Stat` clients see.
+    #[must_use]
+    pub fn stat(&self) -> Stat {
+        let num_children = i32::try_from(self.children.len()).expect("children fit an int");
+        let stat = &self.stat;
+        Stat {
+            czxid: stat.czxid,
+            mzxid: stat.mzxid,
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            version: stat.version,
+            cversion: stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: stat.aversion,
+            ephemeral_owner: self.ephemeral_type().client_owner(),
+            data_length: self.data.as_ref().map_or(0, |data| data.len() as i32),
+            num_children,
+            pzxid: stat.pzxid,
+        }
+    }
+}
+
+/// `ProcessTxnResult`: what applying one txn did, for the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnResult {
+    pub client_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    /// The txn type applied (error for a failed op, even inside a multi).
+    pub txn_type: OpCode,
+    /// An `ErrorCode` number; for a multi, the first failed op's.
+    pub err: i32,
+    pub path: String,
+    pub stat: Option<Stat>,
+    /// A multi's results, one per op.
+    pub multi: Vec<TxnResult>,
+}
+
+impl TxnResult {
+    fn new(header: &TxnHeader, txn_type: OpCode) -> Self {
+        TxnResult {
+            client_id: header.client_id,
+            cxid: header.cxid,
+            zxid: header.zxid,
+            txn_type,
+            err: 0,
+            path: String::new(),
+            stat: None,
+            multi: Vec::new(),
+        }
+    }
+
+    /// The reply to the request of op `request_op` that this txn came from
+    /// (`FinalRequestProcessor`): the `ReplyHeader.err` and the body. A multi answers err 0
+    /// and carries its failure in its results.
+    #[must_use]
+    pub fn response(&self, request_op: OpCode) -> (i32, Response) {
+        if request_op == OpCode::Multi {
+            let results = self.multi.iter().map(TxnResult::multi_result).collect();
+            return (0, Response::Multi(MultiResponse { results }));
+        }
+        if self.err != 0 {
+            return (self.err, Response::Empty);
+        }
+        let stat = self.stat.clone().unwrap_or_default();
+        let path = self.path.clone();
+        let body = match request_op {
+            OpCode::Create => Response::Create(CreateResponse { path }),
+            OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => {
+                Response::Create2(Create2Response { path, stat })
+            }
+            OpCode::SetData => Response::SetData(SetDataResponse { stat }),
+            OpCode::SetAcl => Response::SetAcl(SetACLResponse { stat }),
+            _ => Response::Empty,
+        };
+        (0, body)
+    }
+
+    fn multi_result(&self) -> MultiResult {
+        let stat = self.stat.clone().unwrap_or_default();
+        let path = self.path.clone();
+        match self.txn_type {
+            OpCode::Create => MultiResult::Create(CreateResponse { path }),
+            OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => {
+                MultiResult::Create2(Create2Response { path, stat })
+            }
+            OpCode::Delete | OpCode::DeleteContainer => MultiResult::Delete,
+            OpCode::SetData => MultiResult::SetData(SetDataResponse { stat }),
+            OpCode::Check => MultiResult::Check,
+            _ => MultiResult::Error(ErrorResponse { err: self.err }),
+        }
+    }
+}
+
+/// What applying a txn produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub result: TxnResult,
+    /// Watch events to deliver, in order.
+    pub notifications: Vec<Notification>,
+}
+
+/// The znode tree of one server.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, DataNode>,
+    ephemerals: HashMap<SessionId, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    watches: WatchManager,
+    last_processed_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+/// The parent key and child name of a path, as ZooKeeper splits at the last `/`.
+fn split(path: &str) -> Option<(&str, &str)> {
+    let slash = path.rfind('/')?;
+    let parent = if slash == 0 { "/" } else { &path[..slash] };
+    Some((parent, &path[slash + 1..]))
+}
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` (open) and `/zookeeper/config`
+    /// (read-only), all with zero stats and empty data.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            watches: WatchManager::new(),
+            last_processed_zxid: 0,
+        };
+        let open = vec![acl::world(Perms::ALL)];
+        let system = [
+            ("/", open.clone()),
+            (ZOOKEEPER_PATH, open.clone()),
+            (QUOTA_PATH, open),
+            (CONFIG_PATH, vec![acl::world(Perms::READ)]),
+        ];
+        for (path, node_acl) in system {
+            let node = DataNode::new(Some(Vec::new()), node_acl, StatPersisted::default());
+            tree.nodes.insert(path.to_owned(), node);
+            if let Some((parent, name)) = split(path).filter(|_| path != "/") {
+                tree.nodes.get_mut(parent).expect("parent").children.insert(name.to_owned());
+            }
+        }
+        tree
+    }
+
+    /// The node at `path` (`""` is the root, as in ZooKeeper's node map).
+    #[must_use]
+    pub fn node(&self, path: &str) -> Option<&DataNode> {
+        self.nodes.get(if path.is_empty() { "/" } else { path })
+    }
+
+    /// Number of nodes, the root included.
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The highest zxid applied.
+    #[must_use]
+    pub fn last_processed_zxid(&self) -> i64 {
+        self.last_processed_zxid
+    }
+
+    /// The watch tables (addWatch, removeWatches, checkWatches go straight to them).
+    pub fn watches_mut(&mut self) -> &mut WatchManager {
+        &mut self.watches
+    }
+
+    /// The watch tables, read-only.
+    #[must_use]
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// Paths of a session's ephemerals, sorted.
+    #[must_use]
+    pub fn ephemerals(&self, session_id: SessionId) -> Vec<String> {
+        self.ephemerals
+            .get(&session_id)
+            .map(|paths| paths.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sessions that own ephemerals.
+    #[must_use]
+    pub fn sessions_with_ephemerals(&self) -> Vec<SessionId> {
+        let mut sessions: Vec<SessionId> = self.ephemerals.keys().copied().collect();
+        sessions.sort_unstable();
+        sessions
+    }
+}
+
+/// Whether an error code is the result of a failed apply, not a success.
+fn code(error: ErrorCode) -> i32 {
+    error.code()
+}
+
+impl DataTree {
+    /// `DataTree.processTxn`: applies `txn` under `header`, returning the reply's result and
+    /// the watch events it fires.
+    ///
+    /// # Panics
+    /// If `header.zxid` goes backwards (below the last applied zxid) for a non-session txn:
+    /// txns must be applied in log order.
+    pub fn apply(&mut self, header: &TxnHeader, txn: &Txn) -> Applied {
+        assert!(
+            header.zxid >= self.last_processed_zxid,
+            "zxid {:#x} applied after {:#x}",
+            header.zxid,
+            self.last_processed_zxid
+        );
+        let mut notifications = Vec::new();
+        let result = self.apply_one(header, txn, &mut notifications);
+        self.last_processed_zxid = header.zxid;
+        Applied { result, notifications }
+    }
+
+    fn apply_one(
+        &mut self,
+        header: &TxnHeader,
+        txn: &Txn,
+        out: &mut Vec<Notification>,
+    ) -> TxnResult {
+        let mut result = TxnResult::new(header, txn.op_code());
+        let outcome = match txn {
+            Txn::Create(create) | Txn::Create2(create) => {
+                let owner = if create.ephemeral { header.client_id } else { 0 };
+                let node = NewNode { path: &create.path, data: &create.data, acl: &create.acl };
+                let created = self.create_node(node, owner, create.parent_cversion, header, out);
+                if created == Err(ErrorCode::NodeExists) && matches!(txn, Txn::Create(_)) {
+                    self.adjust_parent_on_replay(&create.path, create.parent_cversion, header);
+                }
+                created.map(Some)
+            }
+            Txn::CreateContainer(create) => {
+                let node = NewNode { path: &create.path, data: &create.data, acl: &create.acl };
+                let owner = EphemeralType::Container.to_owner();
+                self.create_node(node, owner, create.parent_cversion, header, out).map(Some)
+            }
+            Txn::CreateTtl(create) => match EphemeralType::ttl(create.ttl) {
+                Ok(kind) => {
+                    let node = NewNode { path: &create.path, data: &create.data, acl: &create.acl };
+                    let owner = kind.to_owner();
+                    self.create_node(node, owner, create.parent_cversion, header, out).map(Some)
+                }
+                Err(_) => Err(ErrorCode::BadArguments),
+            },
+            Txn::Delete(delete) | Txn::DeleteContainer(delete) => {
+                self.delete_node(&delete.path, header.zxid, out).map(|()| None)
+            }
+            Txn::SetData(set) => self.set_data(set, header, out).map(Some),
+            Txn::SetAcl(set) => self.set_acl(&set.path, &set.acl, set.version).map(Some),
+            Txn::CloseSession(close) => {
+                self.kill_session(header.client_id, header.zxid, &close.paths2_delete, out);
+                Ok(None)
+            }
+            Txn::Error(error) => {
+                result.err = error.err;
+                Ok(None)
+            }
+            Txn::Check(_) | Txn::CreateSession(_) => Ok(None),
+            Txn::Multi(txns) => {
+                result.multi = self.apply_multi(header, txns, out);
+                result.err =
+                    result.multi.iter().map(|sub| sub.err).find(|&err| err != 0).unwrap_or(0);
+                Ok(None)
+            }
+        };
+        result.path = txn_path(txn).to_owned();
+        match outcome {
+            Ok(stat) => result.stat = stat,
+            Err(error) => result.err = code(error),
+        }
+        result
+    }
+
+    /// A multi: when any op failed, every op that did not becomes an error result —
+    /// rolled back (0) before the first failure, RuntimeInconsistency after it.
+    fn apply_multi(
+        &mut self,
+        header: &TxnHeader,
+        txns: &[Txn],
+        out: &mut Vec<Notification>,
+    ) -> Vec<TxnResult> {
+        let failed = txns.iter().any(|txn| matches!(txn, Txn::Error(_)));
+        let mut post_failed = false;
+        let mut results = Vec::with_capacity(txns.len());
+        for txn in txns {
+            post_failed |= matches!(txn, Txn::Error(_));
+            let sub_header = TxnHeader { txn_type: txn.op_code().code(), ..*header };
+            let result = if failed && !matches!(txn, Txn::Error(_)) {
+                let err = if post_failed { ErrorCode::RuntimeInconsistency } else { ErrorCode::Ok };
+                let mut result = TxnResult::new(&sub_header, OpCode::Error);
+                result.err = err.code();
+                result
+            } else {
+                self.apply_one(&sub_header, txn, out)
+            };
+            results.push(result);
+        }
+        results
+    }
+}
+
+/// The path a txn acts on, for its result.
+fn txn_path(txn: &Txn) -> &str {
+    match txn {
+        Txn::Create(create) | Txn::Create2(create) => &create.path,
+        Txn::CreateContainer(create) => &create.path,
+        Txn::CreateTtl(create) => &create.path,
+        Txn::Delete(delete) | Txn::DeleteContainer(delete) => &delete.path,
+        Txn::SetData(set) => &set.path,
+        Txn::SetAcl(set) => &set.path,
+        Txn::Check(check) => &check.path,
+        Txn::Error(_) | Txn::Multi(_) | Txn::CreateSession(_) | Txn::CloseSession(_) => "",
+    }
+}
+
+/// The caller-given parts of a new node.
+#[derive(Clone, Copy)]
+struct NewNode<'a> {
+    path: &'a str,
+    data: &'a Option<Vec<u8>>,
+    acl: &'a [ACL],
+}
+
+impl DataTree {
+    /// `DataTree.createNode`.
+    fn create_node(
+        &mut self,
+        node: NewNode<'_>,
+        owner: i64,
+        parent_cversion: i32,
+        header: &TxnHeader,
+        out: &mut Vec<Notification>,
+    ) -> Result<Stat, ErrorCode> {
+        let (parent_path, name) = split(node.path).ok_or(ErrorCode::NoNode)?;
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        if parent.children.contains(name) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let cversion =
+            if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
+        if cversion > parent.stat.cversion {
+            parent.stat.cversion = cversion;
+            parent.stat.pzxid = header.zxid;
+        }
+        parent.children.insert(name.to_owned());
+        let stat = StatPersisted::new(header.zxid, header.time_ms, owner);
+        let child = DataNode::new(node.data.clone(), node.acl.to_vec(), stat);
+        let client_stat = child.stat();
+        self.nodes.insert(node.path.to_owned(), child);
+        match EphemeralType::from_owner(owner) {
+            EphemeralType::Container => {
+                self.containers.insert(node.path.to_owned());
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.insert(node.path.to_owned());
+            }
+            EphemeralType::Normal(session_id) => {
+                self.ephemerals.entry(session_id).or_default().insert(node.path.to_owned());
+            }
+            EphemeralType::Void => {}
+        }
+        self.watches.node_created(node.path, parent_path, out);
+        Ok(client_stat)
+    }
+
+    /// Replaying a create over a fuzzy snapshot that already holds the node: bring the
+    /// parent's cversion and pzxid up to the txn's (`setCversionPzxid`).
+    fn adjust_parent_on_replay(&mut self, path: &str, parent_cversion: i32, header: &TxnHeader) {
+        let Some(parent) = split(path).and_then(|(parent, _)| self.nodes.get_mut(parent)) else {
+            return;
+        };
+        let cversion =
+            if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
+        if cversion > parent.stat.cversion {
+            parent.stat.cversion = cversion;
+            parent.stat.pzxid = header.zxid;
+        }
+    }
+
+    /// `DataTree.deleteNode`: the parent's pzxid moves (never back), not its mzxid.
+    fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        out: &mut Vec<Notification>,
+    ) -> Result<(), ErrorCode> {
+        let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent.children.remove(name);
+        parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        match node.ephemeral_type() {
+            EphemeralType::Container => {
+                self.containers.remove(path);
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            EphemeralType::Normal(session_id) => {
+                if let Some(paths) = self.ephemerals.get_mut(&session_id) {
+                    paths.remove(path);
+                    if paths.is_empty() {
+                        self.ephemerals.remove(&session_id);
+                    }
+                }
+            }
+            EphemeralType::Void => {}
+        }
+        self.watches.node_deleted(path, parent_path, out);
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        set: &crate::txn::SetDataTxn,
+        header: &TxnHeader,
+        out: &mut Vec<Notification>,
+    ) -> Result<Stat, ErrorCode> {
+        let node = self.nodes.get_mut(&set.path).ok_or(ErrorCode::NoNode)?;
+        node.data.clone_from(&set.data);
+        node.stat.mtime = header.time_ms;
+        node.stat.mzxid = header.zxid;
+        node.stat.version = set.version;
+        let stat = node.stat();
+        self.watches.node_data_changed(&set.path, out);
+        Ok(stat)
+    }
+
+    fn set_acl(&mut self, path: &str, new_acl: &[ACL], version: i32) -> Result<Stat, ErrorCode> {
+        let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        node.stat.aversion = version;
+        node.acl = new_acl.to_vec();
+        Ok(node.stat())
+    }
+
+    /// `DataTree.killSession`: the session's watches go first (no one will read its
+    /// notifications), then the ephemerals the txn lists, then any others the tree knows.
+    fn kill_session(
+        &mut self,
+        session_id: SessionId,
+        zxid: i64,
+        listed: &[String],
+        out: &mut Vec<Notification>,
+    ) {
+        self.watches.remove_session(session_id);
+        let mut known = self.ephemerals.remove(&session_id).unwrap_or_default();
+        for path in listed {
+            known.remove(path);
+            let _ = self.delete_node(path, zxid, out);
+        }
+        for path in known {
+            let _ = self.delete_node(&path, zxid, out);
+        }
+    }
+}
+
+/// Reads, as `FinalRequestProcessor` serves them: NoNode first, then the ACL check, then
+/// the watch (so a refused read leaves no watch), except `exists`, which is not
+/// ACL-checked and leaves its watch even on a missing node.
+impl DataTree {
+    fn readable(
+        &self,
+        path: &str,
+        perm: i32,
+        ids: &[zabflow_net::jute::Id],
+    ) -> Result<&DataNode, ErrorCode> {
+        let node = self.node(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, perm, ids)?;
+        Ok(node)
+    }
+
+    /// getData: the data (`None` for null) and stat; READ needed.
+    ///
+    /// # Errors
+    /// NoNode, NoAuth.
+    pub fn get_data(
+        &mut self,
+        path: &str,
+        ids: &[zabflow_net::jute::Id],
+        watch: Option<SessionId>,
+    ) -> Result<(Option<Vec<u8>>, Stat), ErrorCode> {
+        let node = self.readable(path, Perms::READ, ids)?;
+        let reply = (node.data.clone(), node.stat());
+        if let Some(session_id) = watch {
+            self.watches.add_data_watch(path, session_id);
+        }
+        Ok(reply)
+    }
+
+    /// exists: the stat; no ACL check; the watch is left even when the node is missing.
+    ///
+    /// # Errors
+    /// NoNode.
+    pub fn exists(&mut self, path: &str, watch: Option<SessionId>) -> Result<Stat, ErrorCode> {
+        if let Some(session_id) = watch {
+            self.watches.add_data_watch(path, session_id);
+        }
+        self.node(path).map(DataNode::stat).ok_or(ErrorCode::NoNode)
+    }
+
+    /// getChildren/getChildren2: child names (sorted) and the node's stat; READ needed.
+    ///
+    /// # Errors
+    /// NoNode, NoAuth.
+    pub fn get_children(
+        &mut self,
+        path: &str,
+        ids: &[zabflow_net::jute::Id],
+        watch: Option<SessionId>,
+    ) -> Result<(Vec<String>, Stat), ErrorCode> {
+        let node = self.readable(path, Perms::READ, ids)?;
+        let reply = (node.children.iter().cloned().collect(), node.stat());
+        if let Some(session_id) = watch {
+            self.watches.add_child_watch(path, session_id);
+        }
+        Ok(reply)
+    }
+
+    /// getACL: READ or ADMIN needed; without ADMIN, digest ids come back as `user:x`.
+    ///
+    /// # Errors
+    /// NoNode, NoAuth.
+    pub fn get_acl(
+        &self,
+        path: &str,
+        ids: &[zabflow_net::jute::Id],
+    ) -> Result<(Vec<ACL>, Stat), ErrorCode> {
+        let node = self.readable(path, Perms::READ | Perms::ADMIN, ids)?;
+        let visible = match acl::check(&node.acl, Perms::ADMIN, ids) {
+            Ok(()) => node.acl.clone(),
+            Err(_) => acl::mask_digests(&node.acl),
+        };
+        Ok((visible, node.stat()))
+    }
+
+    /// getEphemerals: the session's ephemerals whose path starts with `prefix` (a plain
+    /// string prefix, as ZooKeeper's; empty or `/` means all), sorted.
+    #[must_use]
+    pub fn get_ephemerals(&self, session_id: SessionId, prefix: &str) -> Vec<String> {
+        let prefix = prefix.trim();
+        let all = prefix.is_empty() || prefix == "/";
+        self.ephemerals(session_id)
+            .into_iter()
+            .filter(|path| all || path.starts_with(prefix))
+            .collect()
+    }
+
+    /// getAllChildrenNumber: descendants of `path` (for `/`, every node but the root);
+    /// READ needed.
+    ///
+    /// # Errors
+    /// NoNode, NoAuth.
+    pub fn get_all_children_number(
+        &self,
+        path: &str,
+        ids: &[zabflow_net::jute::Id],
+    ) -> Result<i32, ErrorCode> {
+        self.readable(path, Perms::READ, ids)?;
+        let count = if path == "/" {
+            self.nodes.len() - 1
+        } else {
+            let prefix = format!("{path}/");
+            self.nodes.keys().filter(|key| key.starts_with(&prefix)).count()
+        };
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// setWatches/setWatches2 on reconnect (`DataTree.setWatches`): events the client
+    /// missed since `relative_zxid` fire now; the other watches are re-registered.
+    pub fn set_watches(
+        &mut self,
+        session_id: SessionId,
+        watches: &SetWatches2,
+    ) -> Vec<Notification> {
+        use zabflow_net::jute::EventType as E;
+        let relative_zxid = watches.relative_zxid;
+        let mut out = Vec::new();
+        let mut fire = |kind: E, path: &str| {
+            out.push(Notification { session_id, event: event(kind, path) });
+        };
+        for path in &watches.data_watches {
+            match self.node(path).map(|node| node.stat.mzxid) {
+                None => fire(E::NodeDeleted, path),
+                Some(mzxid) if mzxid > relative_zxid => fire(E::NodeDataChanged, path),
+                Some(_) => self.watches.add_data_watch(path, session_id),
+            }
+        }
+        for path in &watches.exist_watches {
+            match self.node(path) {
+                Some(_) => fire(E::NodeCreated, path),
+                None => self.watches.add_data_watch(path, session_id),
+            }
+        }
+        for path in &watches.child_watches {
+            match self.node(path).map(|node| node.stat.pzxid) {
+                None => fire(E::NodeDeleted, path),
+                Some(pzxid) if pzxid > relative_zxid => fire(E::NodeChildrenChanged, path),
+                Some(_) => self.watches.add_child_watch(path, session_id),
+            }
+        }
+        for path in &watches.persistent_watches {
+            self.watches.add_watch(path, session_id, AddWatchMode::Persistent);
+        }
+        for path in &watches.persistent_recursive_watches {
+            self.watches.add_watch(path, session_id, AddWatchMode::PersistentRecursive);
+        }
+        out
+    }
+
+    /// removeWatches / checkWatches (`remove` false only checks).
+    ///
+    /// # Errors
+    /// NoWatcher when the session holds no such watch; BadArguments for an unknown type.
+    pub fn remove_watches(
+        &mut self,
+        path: &str,
+        session_id: SessionId,
+        watcher_type: i32,
+        remove: bool,
+    ) -> Result<(), ErrorCode> {
+        let watcher_type = WatcherType::from_code(watcher_type).ok_or(ErrorCode::BadArguments)?;
+        let found = if remove {
+            self.watches.remove(path, session_id, watcher_type)
+        } else {
+            self.watches.contains(path, session_id, watcher_type)
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoWatcher)
+        }
+    }
+
+    /// `ContainerManager.getCandidates`: containers that had children and have none (or,
+    /// when `never_used_ms_max` is set, never had any for that long since their last
+    /// change), and TTL nodes childless and unmodified for more than their TTL. The driver
+    /// turns each into a deleteContainer request.
+    #[must_use]
+    pub fn reaper_candidates(&self, now_ms: i64, never_used_ms_max: Option<i64>) -> Vec<String> {
+        let mut candidates = Vec::new();
+        for path in &self.containers {
+            let Some(node) = self.nodes.get(path).filter(|node| node.children.is_empty()) else {
+                continue;
+            };
+            let elapsed_ms = now_ms - node.stat.mtime;
+            let never_used_expired = never_used_ms_max.is_some_and(|max| elapsed_ms > max);
+            if node.stat.cversion > 0 || never_used_expired {
+                candidates.push(path.clone());
+            }
+        }
+        for path in &self.ttls {
+            let Some(node) = self.nodes.get(path).filter(|node| node.children.is_empty()) else {
+                continue;
+            };
+            if let EphemeralType::Ttl(ttl_ms) = node.ephemeral_type() {
+                if now_ms - node.stat.mtime > ttl_ms {
+                    candidates.push(path.clone());
+                }
+            }
+        }
+        candidates
+    }
+
+    /// A digest of the whole tree (paths, data, client stats, ACLs) for comparing two trees
+    /// in tests: FNV-1a over the nodes in path order.
+    #[must_use]
+    pub fn digest(&self) -> u64 {
+        let sorted: BTreeMap<&String, &DataNode> = self.nodes.iter().collect();
+        let mut writer = Writer::new();
+        for (path, node) in sorted {
+            writer.write_ustring(path);
+            writer.write_buffer_opt(node.data.as_deref());
+            zabflow_net::jute::Record::write(&node.stat(), &mut writer);
+            writer.write_vector(&node.acl, |writer, entry| {
+                zabflow_net::jute::Record::write(entry, writer);
+            });
+        }
+        writer.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+}
