@@ -12,6 +12,9 @@
 //! * Many threads can share one log through [`Log::into_group_commit`]: a writer thread
 //!   drains every queued request, writes them in one submission and issues one
 //!   `fdatasync` for the whole group; appenders that arrive meanwhile ride the next one.
+//! * A batch costs one write submission (io_uring: the write and its linked fdatasync in
+//!   one `io_uring_enter`) per segment it touches; a batch crossing into a new segment
+//!   syncs the old segment's part before the new segment is created.
 //!
 //! # On disk
 //!

@@ -450,8 +450,15 @@ impl Log {
         let kept = segments[keep].clone();
         let position = kept.position_of(end).expect("the writer reads its own published bytes");
         kept.lower_end(end, position);
-        self.delete_segments_after(kept.base_offset, &segments[keep + 1..])?;
-        self.rewrite_segment(&kept, end, position)
+        // Readers already stop at `end`; if the files cannot follow, the writer's position
+        // no longer matches what readers see, so the log refuses writes until reopened.
+        let result = self
+            .delete_segments_after(kept.base_offset, &segments[keep + 1..])
+            .and_then(|()| self.rewrite_segment(&kept, end, position));
+        if let Err(error) = &result {
+            self.poisoned = Some(format!("truncate_after({end}) failed: {error}"));
+        }
+        result
     }
 
     /// Deletes `doomed` (highest first, so a crash leaves a contiguous log) and forgets them.
