@@ -177,3 +177,22 @@ fn group_commit_many_appenders() {
         );
     }
 }
+
+#[test]
+fn reopening_with_larger_segments_admits_larger_records() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), options(backend, 4096)).expect("open");
+        log.append(&[b"small"]).expect("append");
+        log.roll().expect("roll");
+        drop(log);
+        let mut log = Log::open(dir.path(), options(backend, 64 << 10)).expect("reopen");
+        let big = vec![9u8; 32 << 10];
+        assert_eq!(log.append(&[&big]).expect("a large record fits"), 1..2);
+        log.append(&[&big, &big, b"tail"]).expect("append across segments");
+        drop(log);
+        let log = Log::open(dir.path(), options(backend, 4096)).expect("reopen small");
+        assert_eq!(log.next_offset(), 5);
+        assert_eq!(&*log.reader().read(3).expect("read").expect("present"), &big[..]);
+    }
+}

@@ -134,7 +134,11 @@ impl Log {
             create_segment(dir, 0, options.segment_bytes, options.preallocate)?;
             bases.push(0);
         }
-        let (views, last_file) = recover_segments(dir, &bases, &mut recovery)?;
+        let (mut views, mut last_file) = recover_segments(dir, &bases, &mut recovery)?;
+        if let Some((view, file)) = resize_empty_last_segment(dir, &views, &options)? {
+            *views.last_mut().expect("at least one segment") = view;
+            last_file = file;
+        }
         let backend = choose_backend(options.backend)?;
         let last = views.last().expect("at least one segment").clone();
         let shared = Arc::new(SharedState::new(views));
@@ -628,6 +632,25 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, Error> {
         read_dir_names(dir)?.iter().filter_map(|name| parse_segment_name(name)).collect();
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// Recreates the last segment at `options.segment_bytes` if it holds no record and has
+/// another size, so that every record `record_bytes_max` admits fits into an empty segment.
+fn resize_empty_last_segment(
+    dir: &Path,
+    views: &[Arc<SegmentView>],
+    options: &LogOptions,
+) -> Result<Option<(Arc<SegmentView>, File)>, Error> {
+    let last = views.last().expect("at least one segment");
+    let empty = last.end_offset.load(Ordering::Acquire) == last.base_offset;
+    if !empty || last.file_bytes() == options.segment_bytes {
+        return Ok(None);
+    }
+    let base = last.base_offset;
+    let (path, file) = create_segment(dir, base, options.segment_bytes, options.preallocate)?;
+    let map = map_segment(&path, &file)?;
+    let view = SegmentView::new(base, path, map, (base, SEGMENT_HEADER_BYTES), Vec::new());
+    Ok(Some((Arc::new(view), file)))
 }
 
 /// Opens, verifies and indexes every segment; repairs a torn tail of the last one.
