@@ -402,7 +402,7 @@ impl Prep {
         self.add_change(path, zxid, None);
     }
 
-    fn delete_parent<'p>(path: &'p str) -> Result<&'p str, ErrorCode> {
+    fn delete_parent(path: &str) -> Result<&str, ErrorCode> {
         let parent = parent_path(path)?;
         if is_special(path) {
             return Err(ErrorCode::BadArguments);
@@ -564,6 +564,593 @@ fn create_txn(
             let kind = if ephemeral { EphemeralType::Normal(0) } else { EphemeralType::Void };
             let txn = if op == OpCode::Create2 { Txn::Create2(txn) } else { Txn::Create(txn) };
             (txn, kind)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch_manager::Notification;
+    use proptest::prelude::*;
+    use zabflow_net::jute::{
+        CreateRequest, CreateTTLRequest, DeleteContainerRequest, Response, Stat,
+    };
+
+    const S1: i64 = 0x100;
+    const S2: i64 = 0x200;
+
+    /// Prepare + apply, as the standalone pipeline does with one request in flight.
+    struct Harness {
+        tree: DataTree,
+        prep: Prep,
+        zxid: i64,
+        time_ms: i64,
+        auth: Vec<Id>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let config = PrepConfig { extended_types_enabled: true };
+            Harness {
+                tree: DataTree::new(),
+                prep: Prep::new(config),
+                zxid: 0,
+                time_ms: 1000,
+                auth: vec![],
+            }
+        }
+
+        fn prepare(&mut self, session_id: i64, request: &Request) -> (TxnHeader, Txn) {
+            self.zxid += 1;
+            let context = RequestContext {
+                session_id,
+                cxid: 1,
+                zxid: self.zxid,
+                time_ms: self.time_ms,
+                auth_ids: &self.auth,
+            };
+            self.prep.prepare(&self.tree, &context, request).expect("a write")
+        }
+
+        fn apply(
+            &mut self,
+            header: &TxnHeader,
+            txn: &Txn,
+            op: OpCode,
+        ) -> (i32, Response, Vec<Notification>) {
+            let applied = self.tree.apply(header, txn);
+            self.prep.applied(header.zxid);
+            let (err, body) = applied.result.response(op);
+            (err, body, applied.notifications)
+        }
+
+        fn run_as(&mut self, session_id: i64, request: &Request) -> (i32, Response) {
+            let (header, txn) = self.prepare(session_id, request);
+            let (err, body, _) = self.apply(&header, &txn, request.op_code());
+            (err, body)
+        }
+
+        fn run(&mut self, request: &Request) -> (i32, Response) {
+            self.run_as(S1, request)
+        }
+
+        fn err(&mut self, request: &Request) -> i32 {
+            self.run(request).0
+        }
+
+        fn stat(&mut self, path: &str) -> Stat {
+            self.tree.exists(path, None).expect("exists")
+        }
+    }
+
+    fn create_req(path: &str, flags: i32) -> CreateRequest {
+        CreateRequest {
+            path: path.to_owned(),
+            data: Some(b"d".to_vec()),
+            acl: vec![acl::world(31)],
+            flags,
+        }
+    }
+
+    fn create(path: &str) -> Request {
+        Request::Create(create_req(path, 0))
+    }
+
+    fn create_mode(path: &str, flags: i32) -> Request {
+        Request::Create(create_req(path, flags))
+    }
+
+    fn delete(path: &str, version: i32) -> Request {
+        Request::Delete(DeleteRequest { path: path.to_owned(), version })
+    }
+
+    fn set(path: &str, version: i32) -> Request {
+        Request::SetData(SetDataRequest {
+            path: path.to_owned(),
+            data: Some(b"x".to_vec()),
+            version,
+        })
+    }
+
+    fn set_acl(path: &str, acl: Vec<ACL>, version: i32) -> Request {
+        Request::SetAcl(SetACLRequest { path: path.to_owned(), acl, version })
+    }
+
+    fn ttl(path: &str, flags: i32, ttl: i64) -> Request {
+        Request::CreateTtl(CreateTTLRequest {
+            path: path.to_owned(),
+            data: None,
+            acl: vec![acl::world(31)],
+            flags,
+            ttl,
+        })
+    }
+
+    fn created_path(response: &Response) -> &str {
+        match response {
+            Response::Create(create) => &create.path,
+            Response::Create2(create) => &create.path,
+            other => panic!("not a create reply: {other:?}"),
+        }
+    }
+
+    fn id(scheme: &str, text: &str) -> Id {
+        Id { scheme: scheme.to_owned(), id: text.to_owned() }
+    }
+
+    use ErrorCode as E;
+
+    #[test]
+    fn error_codes_of_every_write() {
+        let mut h = Harness::new();
+        assert_eq!(h.err(&create("/e")), 0);
+        assert_eq!(h.err(&create_mode("/e/eph", 1)), 0);
+        let digest_only = vec![ACL { perms: 31, id: id("digest", "bob:hash") }];
+        assert_eq!(
+            h.err(&Request::Create(CreateRequest {
+                acl: digest_only.clone(),
+                ..create_req("/locked", 0)
+            })),
+            0
+        );
+        let read_only = vec![acl::world(Perms::READ)];
+        assert_eq!(
+            h.err(&Request::Create(CreateRequest { acl: read_only, ..create_req("/ro", 0) })),
+            0
+        );
+        let table: Vec<(Request, ErrorCode)> = vec![
+            (create("/e"), E::NodeExists),
+            (create("/missing/x"), E::NoNode),
+            (create("relative"), E::BadArguments),
+            (create("/a\u{0}b"), E::BadArguments),
+            (create("/missing/bad\u{1}"), E::NoNode),
+            (create("/e/bad\u{1}"), E::BadArguments),
+            (create("/e/"), E::BadArguments),
+            (create("/missing/"), E::NoNode),
+            (create("/.."), E::BadArguments),
+            (create("/e/eph/child"), E::NoChildrenForEphemerals),
+            (create("/locked/child"), E::NoAuth),
+            (create("/ro/child"), E::NoAuth),
+            (create_mode("/f", 9), E::BadArguments),
+            (Request::Create(CreateRequest { acl: vec![], ..create_req("/f", 0) }), E::InvalidAcl),
+            (
+                Request::Create(CreateRequest {
+                    acl: vec![ACL { perms: 31, id: id("auth", "") }],
+                    ..create_req("/f", 0)
+                }),
+                E::InvalidAcl,
+            ),
+            (
+                Request::Create(CreateRequest {
+                    acl: vec![ACL { perms: 31, id: id("digest", "nocolon") }],
+                    ..create_req("/missing/f", 0)
+                }),
+                E::InvalidAcl,
+            ),
+            (ttl("/t", 5, 0), E::BadArguments),
+            (ttl("/t", 5, crate::constants::TTL_MS_MAX + 1), E::BadArguments),
+            (ttl("/t", 0, 100), E::BadArguments),
+            (create_mode("/t", 5), E::BadArguments),
+            (delete("/missing", -1), E::NoNode),
+            (delete("/missing/x", -1), E::NoNode),
+            (delete("/e", -1), E::NotEmpty),
+            (delete("/e/eph", 7), E::BadVersion),
+            (delete("/zookeeper", -1), E::BadArguments),
+            (delete("/zookeeper/quota", -1), E::BadArguments),
+            (delete("/", -1), E::BadArguments),
+            (delete("nope", -1), E::BadArguments),
+            // The parent's DELETE permission is checked before the node is looked up.
+            (delete("/ro/x", -1), E::NoAuth),
+            (set("/missing", -1), E::NoNode),
+            (set("/e", 5), E::BadVersion),
+            (set("bad", -1), E::BadArguments),
+            (set("/locked", -1), E::NoAuth),
+            (set("/ro", -1), E::NoAuth),
+            (set("/zookeeper/config", -1), E::NoAuth),
+            (set_acl("/e", vec![], -1), E::InvalidAcl),
+            (set_acl("/missing", vec![acl::world(31)], -1), E::NoNode),
+            (set_acl("/e", vec![acl::world(31)], 3), E::BadVersion),
+            (set_acl("/locked", vec![acl::world(31)], -1), E::NoAuth),
+            (
+                Request::DeleteContainer(DeleteContainerRequest { path: "/e/eph".to_owned() }),
+                E::BadVersion,
+            ),
+            (
+                Request::DeleteContainer(DeleteContainerRequest { path: "/e".to_owned() }),
+                E::NotEmpty,
+            ),
+            (
+                Request::DeleteContainer(DeleteContainerRequest { path: "/gone".to_owned() }),
+                E::NoNode,
+            ),
+        ];
+        for (request, expected) in table {
+            let zxid_before = h.tree.last_processed_zxid();
+            assert_eq!(h.err(&request), expected.code(), "{request:?}");
+            assert_eq!(
+                h.tree.last_processed_zxid(),
+                zxid_before + 1,
+                "a failed write takes a zxid"
+            );
+        }
+        let mut off = Harness::new();
+        off.prep = Prep::new(PrepConfig { extended_types_enabled: false });
+        assert_eq!(off.err(&ttl("/t", 5, 100)), E::Unimplemented.code());
+        // `auth` expands to the session's digest ids; the superuser passes every check.
+        h.auth = acl::authenticate("digest", b"bob:pw", Some(&acl::generate_digest("bob:pw")))
+            .expect("digest");
+        assert_eq!(h.err(&set("/locked", -1)), 0);
+    }
+
+    #[test]
+    fn sequential_suffix_counts_creations() {
+        let mut h = Harness::new();
+        h.run(&create("/p"));
+        let (_, first) = h.run(&create_mode("/p/s-", 2));
+        assert_eq!(created_path(&first), "/p/s-0000000000");
+        assert_eq!(h.err(&delete("/p/s-0000000000", -1)), 0);
+        let (_, second) = h.run(&create_mode("/p/s-", 2));
+        assert_eq!(created_path(&second), "/p/s-0000000001");
+        let stat = h.stat("/p");
+        assert_eq!((stat.cversion, stat.num_children), (3, 1));
+        h.run(&create("/p/x"));
+        let (_, trailing) = h.run(&create_mode("/p/x/", 2));
+        assert_eq!(created_path(&trailing), "/p/x/0000000000");
+    }
+
+    #[test]
+    fn delete_moves_parent_cversion_and_pzxid_not_mzxid() {
+        let mut h = Harness::new();
+        h.run(&create("/p"));
+        h.run(&create("/p/c"));
+        let before = h.stat("/p");
+        h.run(&delete("/p/c", 0));
+        let after = h.stat("/p");
+        assert_eq!(after.mzxid, before.mzxid);
+        assert_eq!(after.cversion, before.cversion + 1);
+        assert_eq!(after.pzxid, h.zxid);
+        assert_eq!(after.num_children, 0);
+    }
+
+    #[test]
+    fn fresh_tree_matches_zookeeper() {
+        let mut h = Harness::new();
+        let (root, root_stat) = h.tree.get_children("/", &[], None).expect("root");
+        assert_eq!(root, vec!["zookeeper"]);
+        assert_eq!(root_stat.cversion, -1);
+        let (system, _) = h.tree.get_children("/zookeeper", &[], None).expect("/zookeeper");
+        assert_eq!(system, vec!["config", "quota"]);
+        assert_eq!(h.tree.get_all_children_number("/", &[]), Ok(3));
+        assert_eq!(h.tree.get_data("/", &[], None).map(|(data, _)| data), Ok(Some(vec![])));
+    }
+
+    #[test]
+    fn container_and_ttl_nodes() {
+        let mut h = Harness::new();
+        let (err, body) = h.run(&Request::CreateContainer(create_req("/c", 4)));
+        assert_eq!(err, 0);
+        let Response::Create2(created) = body else { panic!("create2 body") };
+        assert_eq!(created.stat.ephemeral_owner, 0);
+        assert!(h.tree.reaper_candidates(i64::MAX / 2, None).is_empty(), "never had a child");
+        h.run(&create("/c/x"));
+        assert!(h.tree.reaper_candidates(i64::MAX / 2, None).is_empty(), "has a child");
+        h.run(&delete("/c/x", -1));
+        assert_eq!(h.tree.reaper_candidates(h.time_ms, None), vec!["/c"]);
+        let reap = Request::DeleteContainer(DeleteContainerRequest { path: "/c".to_owned() });
+        assert_eq!(h.run_as(0, &reap).0, 0);
+        assert_eq!(h.run(&ttl("/t", 5, 500)).0, 0);
+        assert_eq!(h.stat("/t").ephemeral_owner, 0);
+        assert!(h.tree.reaper_candidates(h.time_ms + 500, None).is_empty());
+        assert_eq!(h.tree.reaper_candidates(h.time_ms + 501, None), vec!["/t"]);
+    }
+
+    #[test]
+    fn failed_multi_reports_in_zookeepers_order() {
+        let mut h = Harness::new();
+        let multi = Request::Multi(MultiRequest {
+            ops: vec![
+                MultiOp::Create(create_req("/m", 0)),
+                MultiOp::Check(CheckVersionRequest { path: "/m".to_owned(), version: 5 }),
+                MultiOp::Delete(DeleteRequest { path: "/m".to_owned(), version: -1 }),
+            ],
+        });
+        let (err, body) = h.run(&multi);
+        assert_eq!(err, 0);
+        let Response::Multi(response) = body else { panic!("multi body") };
+        let codes: Vec<i32> = response
+            .results
+            .iter()
+            .map(|result| match result {
+                zabflow_net::jute::MultiResult::Error(error) => error.err,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(codes, vec![0, E::BadVersion.code(), E::RuntimeInconsistency.code()]);
+        assert!(h.tree.node("/m").is_none(), "all or nothing");
+        assert_eq!(h.tree.last_processed_zxid(), 1);
+        assert_eq!(h.prep.outstanding_count(), 0);
+    }
+
+    #[test]
+    fn acl_reading_rules() {
+        let mut h = Harness::new();
+        let alice = acl::authenticate("digest", b"alice:pw", None).expect("digest");
+        let node_acl =
+            vec![ACL { perms: Perms::ALL, id: alice[0].clone() }, acl::world(Perms::READ)];
+        h.run(&Request::Create(CreateRequest { acl: node_acl, ..create_req("/a", 0) }));
+        let (visible, _) = h.tree.get_acl("/a", &[]).expect("READ suffices");
+        assert_eq!(visible[0].id.id, "alice:x");
+        let (full, _) = h.tree.get_acl("/a", &alice).expect("admin");
+        assert_eq!(full[0].id, alice[0]);
+        h.run(&create("/n"));
+        h.run(&set_acl("/n", vec![acl::world(Perms::WRITE)], -1));
+        assert_eq!(h.tree.get_acl("/n", &[]), Err(E::NoAuth));
+        assert_eq!(h.tree.get_data("/n", &[], Some(S2)), Err(E::NoAuth));
+        assert!(h.tree.exists("/n", Some(S2)).is_ok(), "exists is not ACL-checked");
+        assert_eq!(h.tree.get_children("/n", &[], None), Err(E::NoAuth));
+    }
+
+    #[test]
+    fn ephemerals_die_with_their_session_and_fire_watches() {
+        let mut h = Harness::new();
+        h.run(&create("/app"));
+        h.run_as(S2, &create_mode("/app/worker", 1));
+        assert_eq!(h.stat("/app/worker").ephemeral_owner, S2);
+        assert_eq!(h.tree.get_ephemerals(S2, "/app"), vec!["/app/worker"]);
+        h.tree.get_children("/app", &[], Some(S1)).expect("children");
+        h.tree.exists("/app/worker", Some(S1)).expect("exists");
+        let (header, txn) = h.prepare(S2, &Request::CloseSession);
+        assert_eq!(
+            txn,
+            Txn::CloseSession(CloseSessionTxn { paths2_delete: vec!["/app/worker".to_owned()] })
+        );
+        let (_, _, events) = h.apply(&header, &txn, OpCode::CloseSession);
+        let kinds: Vec<(i64, i32)> =
+            events.iter().map(|n| (n.session_id, n.event.event_type)).collect();
+        assert_eq!(kinds, vec![(S1, 2), (S1, 4)]);
+        assert!(h.tree.get_ephemerals(S2, "/").is_empty());
+    }
+
+    #[test]
+    fn set_watches_fires_what_was_missed() {
+        let mut h = Harness::new();
+        h.run(&create("/a"));
+        h.run(&create("/b"));
+        let seen = h.zxid;
+        h.run(&set("/a", -1));
+        h.run(&create("/b/c"));
+        h.run(&create("/new"));
+        let watches = zabflow_net::jute::SetWatches2 {
+            relative_zxid: seen,
+            data_watches: vec!["/a".to_owned(), "/b".to_owned(), "/gone".to_owned()],
+            exist_watches: vec!["/new".to_owned(), "/absent".to_owned()],
+            child_watches: vec!["/b".to_owned(), "/a".to_owned()],
+            persistent_watches: vec![],
+            persistent_recursive_watches: vec![],
+        };
+        let events = h.tree.set_watches(S2, &watches);
+        let kinds: Vec<(i32, &str)> =
+            events.iter().map(|n| (n.event.event_type, n.event.path.as_str())).collect();
+        assert_eq!(kinds, vec![(3, "/a"), (2, "/gone"), (1, "/new"), (4, "/b")]);
+        assert_eq!(h.tree.watches().watch_count(), 3, "/b data, /absent exist, /a child");
+    }
+
+    #[test]
+    fn pipelined_writes_see_each_other() {
+        let mut h = Harness::new();
+        let requests = [
+            create("/a"),
+            create("/a/b"),
+            create_mode("/a/s", 2),
+            create_mode("/a/s", 2),
+            delete("/a/b", 0),
+            set("/a", 0),
+        ];
+        let prepared: Vec<(TxnHeader, Txn)> = requests.iter().map(|r| h.prepare(S1, r)).collect();
+        for (header, txn) in &prepared {
+            assert_eq!(txn.error_code(), None, "{txn:?}");
+            h.apply(header, txn, OpCode::Create);
+        }
+        assert_eq!(h.prep.outstanding_count(), 0);
+        let mut serial = Harness::new();
+        for request in &requests {
+            serial.run(request);
+        }
+        assert_eq!(h.tree.digest(), serial.tree.digest());
+    }
+
+    /// A write in the model's terms.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create(usize, bool),
+        Delete(usize, i32),
+        Set(usize, i32),
+        Multi(Vec<(usize, u8)>),
+    }
+
+    const NAMES: [&str; 6] = ["/a", "/b", "/a/x", "/a/y", "/b/x", "/a/x/z"];
+
+    fn request(op: &Op) -> Request {
+        match op {
+            Op::Create(index, sequential) => {
+                create_mode(NAMES[*index], if *sequential { 2 } else { 0 })
+            }
+            Op::Delete(index, version) => delete(NAMES[*index], *version),
+            Op::Set(index, version) => set(NAMES[*index], *version),
+            Op::Multi(ops) => Request::Multi(MultiRequest {
+                ops: ops
+                    .iter()
+                    .map(|(index, kind)| match kind % 3 {
+                        0 => MultiOp::Create(create_req(NAMES[*index], 0)),
+                        1 => MultiOp::Delete(DeleteRequest {
+                            path: NAMES[*index].to_owned(),
+                            version: -1,
+                        }),
+                        _ => MultiOp::SetData(SetDataRequest {
+                            path: NAMES[*index].to_owned(),
+                            data: None,
+                            version: -1,
+                        }),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn arbitrary_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..NAMES.len(), any::<bool>()).prop_map(|(i, s)| Op::Create(i, s)),
+            (0..NAMES.len(), -1..2i32).prop_map(|(i, v)| Op::Delete(i, v)),
+            (0..NAMES.len(), -1..2i32).prop_map(|(i, v)| Op::Set(i, v)),
+            proptest::collection::vec((0..NAMES.len(), any::<u8>()), 1..4).prop_map(Op::Multi),
+        ]
+    }
+
+    /// The model: a set of paths with versions; a create needs its parent, a delete no
+    /// children. It predicts each write's success.
+    fn model_step(model: &mut std::collections::BTreeMap<String, i32>, op: &Op) -> bool {
+        let parent_ok = |model: &std::collections::BTreeMap<String, i32>, path: &str| {
+            let parent = &path[..path.rfind('/').unwrap_or(0)];
+            parent.is_empty() || model.contains_key(parent)
+        };
+        let has_children = |model: &std::collections::BTreeMap<String, i32>, path: &str| {
+            model.keys().any(|key| key.starts_with(&format!("{path}/")))
+        };
+        let count_key = |path: &str| format!("\u{0}{}", &path[..path.rfind('/').unwrap_or(0)]);
+        match op {
+            Op::Create(index, sequential) => {
+                let base = NAMES[*index];
+                let creations = model.get(&count_key(base)).copied().unwrap_or(0);
+                let path =
+                    if *sequential { format!("{base}{creations:010}") } else { base.to_owned() };
+                let ok = parent_ok(model, base) && !model.contains_key(&path);
+                if ok {
+                    model.insert(path, 0);
+                    model.insert(count_key(base), creations + 1);
+                }
+                ok
+            }
+            Op::Delete(index, version) => {
+                let path = NAMES[*index];
+                let ok = model.get(path).is_some_and(|v| *version == -1 || v == version)
+                    && !has_children(model, path);
+                if ok {
+                    model.remove(path);
+                }
+                ok
+            }
+            Op::Set(index, version) => match model.get_mut(NAMES[*index]) {
+                Some(v) if *version == -1 || v == version => {
+                    *v += 1;
+                    true
+                }
+                _ => false,
+            },
+            Op::Multi(ops) => {
+                let mut scratch = model.clone();
+                let ok = ops.iter().all(|(index, kind)| {
+                    let single = match kind % 3 {
+                        0 => Op::Create(*index, false),
+                        1 => Op::Delete(*index, -1),
+                        _ => Op::Set(*index, -1),
+                    };
+                    model_step(&mut scratch, &single)
+                });
+                if ok {
+                    *model = scratch;
+                }
+                ok
+            }
+        }
+    }
+
+    fn is_error_result(result: &zabflow_net::jute::MultiResult) -> bool {
+        matches!(result, zabflow_net::jute::MultiResult::Error(_))
+    }
+
+    fn check_invariants(tree: &DataTree) -> Result<(), TestCaseError> {
+        for path in ["/", "/a", "/b", "/a/x", "/a/y", "/b/x"] {
+            if let Some(node) = tree.node(path) {
+                let stat = node.stat();
+                prop_assert_eq!(stat.num_children as usize, node.children().len());
+                let creations = node.stat_persisted().cversion;
+                prop_assert_eq!(stat.cversion, 2 * creations - stat.num_children);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn prep_and_apply_agree_with_the_model(
+            ops in proptest::collection::vec(arbitrary_op(), 1..30),
+        ) {
+            let mut h = Harness::new();
+            let mut model = std::collections::BTreeMap::new();
+            for op in &ops {
+                let expected = model_step(&mut model, op);
+                let (err, body) = h.run(&request(op));
+                let failed = match &body {
+                    Response::Multi(multi) => multi.results.iter().any(is_error_result),
+                    _ => err != 0,
+                };
+                prop_assert_eq!(!failed, expected, "{:?} → {} {:?}", op, err, body);
+                check_invariants(&h.tree)?;
+                if let (Op::Create(index, _), false) = (op, failed) {
+                    let parent = &NAMES[*index][..NAMES[*index].rfind('/').unwrap_or(0)];
+                    let parent = if parent.is_empty() { "/" } else { parent };
+                    prop_assert_eq!(h.stat(parent).pzxid, h.zxid);
+                }
+            }
+            for (path, version) in model.iter().filter(|(path, _)| path.starts_with('/')) {
+                prop_assert_eq!(h.stat(path).version, *version);
+            }
+        }
+
+        #[test]
+        fn pipelined_prep_equals_one_by_one(
+            ops in proptest::collection::vec(arbitrary_op(), 1..20),
+        ) {
+            let mut serial = Harness::new();
+            let serial_codes: Vec<(i32, Response)> =
+                ops.iter().map(|op| serial.run(&request(op))).collect();
+            let mut piped = Harness::new();
+            let prepared: Vec<(TxnHeader, Txn)> =
+                ops.iter().map(|op| piped.prepare(S1, &request(op))).collect();
+            let piped_codes: Vec<(i32, Response)> = prepared
+                .iter()
+                .zip(&ops)
+                .map(|((header, txn), op)| {
+                    let (err, body, _) = piped.apply(header, txn, request(op).op_code());
+                    (err, body)
+                })
+                .collect();
+            prop_assert_eq!(serial_codes, piped_codes);
+            prop_assert_eq!(serial.tree.digest(), piped.tree.digest());
+            prop_assert_eq!(piped.prep.outstanding_count(), 0);
         }
     }
 }

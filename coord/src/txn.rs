@@ -471,7 +471,8 @@ pub(crate) mod tests {
         #[test]
         fn entries_round_trip(txn in arbitrary_txn(), client_id in any::<i64>(),
                               cxid in any::<i32>(), zxid in any::<i64>(), time_ms in any::<i64>()) {
-            let header = TxnHeader { client_id, cxid, zxid, time_ms, txn_type: txn.op_code().code() };
+            let txn_type = txn.op_code().code();
+            let header = TxnHeader { client_id, cxid, zxid, time_ms, txn_type };
             let mut writer = Writer::new();
             write_entry(&header, &txn, &mut writer);
             let bytes = writer.as_bytes();
