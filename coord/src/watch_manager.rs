@@ -99,12 +99,7 @@ impl WatchTable {
         if mode == WatcherMode::PersistentRecursive {
             self.recursive_count -= 1;
         }
-        if let Some(paths) = self.by_session.get_mut(&session_id) {
-            paths.remove(path);
-            if paths.is_empty() {
-                self.by_session.remove(&session_id);
-            }
-        }
+        self.forget(session_id, path);
         true
     }
 
@@ -126,6 +121,7 @@ impl WatchTable {
     /// recursive watch exists, and only their recursive watches fire.
     fn trigger(&mut self, path: &str, event_type: EventType) -> BTreeSet<SessionId> {
         let mut fired = BTreeSet::new();
+        let mut consumed = Vec::new();
         let children_changed = event_type == EventType::NodeChildrenChanged;
         let mut current = Some(path);
         let mut at_path = true;
@@ -145,6 +141,7 @@ impl WatchTable {
                     }
                     WatcherMode::Standard => {
                         fired.insert(session_id);
+                        consumed.push(session_id);
                         false
                     }
                 });
@@ -158,19 +155,20 @@ impl WatchTable {
             at_path = false;
             current = parent_of(watched);
         }
-        self.forget_consumed(path);
+        for session_id in consumed {
+            self.forget(session_id, path);
+        }
         fired
     }
 
-    /// Drops reverse-index entries whose watch a trigger at `path` consumed.
-    fn forget_consumed(&mut self, path: &str) {
-        let remaining = self.by_path.get(path);
-        self.by_session.retain(|session_id, paths| {
-            if paths.contains(path) && remaining.is_none_or(|w| !w.contains_key(session_id)) {
-                paths.remove(path);
+    /// Drops `path` from a session's reverse index once its watch there is gone.
+    fn forget(&mut self, session_id: SessionId, path: &str) {
+        if let Some(paths) = self.by_session.get_mut(&session_id) {
+            paths.remove(path);
+            if paths.is_empty() {
+                self.by_session.remove(&session_id);
             }
-            !paths.is_empty()
-        });
+        }
     }
 
     fn count(&self) -> usize {
