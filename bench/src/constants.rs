@@ -42,3 +42,20 @@ const _: () = assert!(RING_BATCH_DEFAULT <= RING_CAPACITY_DEFAULT);
 const _: () = assert!(RING_CAPACITY_DEFAULT <= RING_CAPACITY_MAX);
 const _: () =
     assert!(RING_SERIES_DURATION_QUICK.as_nanos() < RING_SERIES_DURATION_DEFAULT.as_nanos());
+
+/// Write sizes of the log scenario's disk floors: 4 KiB (fsyncs per second) and 1 MiB
+/// (durable bandwidth). The first is the denominator of small-record `floor_ratio`s, the
+/// second of 64 KiB-record ones.
+pub const LOG_FLOOR_BYTES: [usize; 2] = [4096, 1 << 20];
+/// Measured time per log series in a default run (2 floors + 12 cases per backend).
+pub const LOG_SERIES_DURATION_DEFAULT: Duration = Duration::from_secs(1);
+/// Measured time per log series with `--quick`.
+pub const LOG_SERIES_DURATION_QUICK: Duration = Duration::from_millis(200);
+/// Upper bound on the time per log series.
+pub const LOG_SERIES_DURATION_MAX: Duration = Duration::from_secs(600);
+/// Bytes one log series writes at most, so a fast disk cannot fill up during a run.
+pub const LOG_SERIES_BYTES_MAX: u64 = 4 << 30;
+
+const _: () =
+    assert!(LOG_SERIES_DURATION_QUICK.as_nanos() < LOG_SERIES_DURATION_DEFAULT.as_nanos());
+const _: () = assert!(LOG_FLOOR_BYTES[1] as u64 <= LOG_SERIES_BYTES_MAX);

@@ -29,6 +29,9 @@ pub enum BenchError {
     /// `report compare` was given reports that cannot be compared.
     #[error("cannot compare: {0}")]
     Compare(String),
+    /// The segmented log under measurement failed.
+    #[error(transparent)]
+    Log(#[from] zabflow_core::Error),
 }
 
 /// Shorthand for results of this crate.

@@ -3,7 +3,7 @@
 //! Every scenario measures throughput and records latencies in an HdrHistogram (nanoseconds),
 //! then writes a [`Report`] directory: `summary.json` in DESIGN.md's schema plus one `.hgrm`
 //! percentile file per latency series, which HdrHistogram's own tools can plot. [`compare`]
-//! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`].
+//! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`].
 //!
 //! # Writing a scenario's report
 //!
@@ -32,6 +32,7 @@ pub mod compare;
 pub mod constants;
 pub mod error;
 pub mod hgrm;
+pub mod log;
 pub mod machine;
 pub mod plot;
 pub mod progress;

@@ -12,8 +12,10 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use zabflow_bench::compare;
+use zabflow_bench::log::{self, LogConfig};
 use zabflow_bench::report::Report;
 use zabflow_bench::ring::{self, RingConfig};
+use zabflow_core::log::BackendKind;
 
 #[derive(Debug, Args)]
 #[command(subcommand_value_name = "SCENARIO", subcommand_help_heading = "Scenarios")]
@@ -36,17 +38,21 @@ pub enum Scenario {
     /// Two pinned threads exchanging 16 B and 64 B items: rtrb (single and chunked) vs
     /// crossbeam-channel vs std mpsc.
     Ring(RingArgs),
+    /// The segmented log: record and batch sizes, durable and buffered, io_uring and pwrite,
+    /// 1 to 64 group-committing appenders, beside the disk's write+fdatasync floor.
+    Log(LogArgs),
 }
 
 /// The default suite, in the order it runs.
 fn suite() -> Vec<Scenario> {
-    vec![Scenario::Ring(RingArgs::default())]
+    vec![Scenario::Ring(RingArgs::default()), Scenario::Log(LogArgs::default())]
 }
 
 /// Runs one scenario and returns its (unwritten) report.
 fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
     let report = match scenario {
         Scenario::Ring(args) => ring::run(&args.config(quick))?,
+        Scenario::Log(args) => log::run(&args.config(quick))?,
     };
     Ok(report)
 }
@@ -73,6 +79,48 @@ impl RingArgs {
             capacity: self.capacity.unwrap_or(defaults.capacity),
             batch: self.batch.unwrap_or(defaults.batch),
         }
+    }
+}
+
+/// Knobs of `zabflow bench log`; unset knobs take the scenario's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Measured time per series (2 floors + 12 per backend), e.g. `1s` [default: 1s, 200ms
+    /// quick].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Directory to write the logs in: put it on the disk you want measured [default: the
+    /// system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Backend to measure; `all` measures those this kernel offers.
+    #[arg(long, value_enum, default_value_t = BackendArg::All)]
+    backend: BackendArg,
+}
+
+/// `--backend` of `zabflow bench log`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    #[default]
+    All,
+    #[value(name = "io_uring")]
+    IoUring,
+    Pwrite,
+}
+
+impl LogArgs {
+    fn config(&self, quick: bool) -> LogConfig {
+        let dir = self.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let mut config = LogConfig::new(dir, quick);
+        if let Some(duration) = self.duration {
+            config.series_duration = duration;
+        }
+        config.backends = match self.backend {
+            BackendArg::All => None,
+            BackendArg::IoUring => Some(vec![BackendKind::IoUring]),
+            BackendArg::Pwrite => Some(vec![BackendKind::Pwrite]),
+        };
+        config
     }
 }
 

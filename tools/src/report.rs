@@ -2,7 +2,7 @@
 //!
 //! `show DIR` prints one report's table. `compare A B [C …]` matches series by name, prints
 //! every report's throughput and percentiles with ratios to A, and draws the latencies by
-//! percentile of every report × series into an SVG (default: `compare-<A>-vs-<B>….svg` next
+//! percentile of every report × series (or those `--series` selects) into an SVG (default: `compare-<A>-vs-<B>….svg` next
 //! to report A's directory).
 
 use crate::error::ToolError;
@@ -30,6 +30,10 @@ pub enum ReportCommand {
         /// [default: compare-<A>-vs-<B>….svg beside the first report's directory].
         #[arg(long, value_name = "FILE.svg")]
         out: Option<PathBuf>,
+        /// Keep only series whose name contains this text (repeatable: any of them), e.g.
+        /// `--series appenders=64` — reports with dozens of series make a crowded plot.
+        #[arg(long, value_name = "TEXT")]
+        series: Vec<String>,
     },
 }
 
@@ -37,15 +41,25 @@ pub enum ReportCommand {
 pub fn run(command: ReportCommand) -> Result<(), ToolError> {
     match command {
         ReportCommand::Show { dir } => print_stdout(&compare::show(&Report::load(&dir)?)),
-        ReportCommand::Compare { dirs, out } => run_compare(&dirs, out),
+        ReportCommand::Compare { dirs, out, series } => run_compare(&dirs, out, &series),
     }
 }
 
-fn run_compare(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<(), ToolError> {
-    let reports = dirs
+fn run_compare(dirs: &[PathBuf], out: Option<PathBuf>, series: &[String]) -> Result<(), ToolError> {
+    let mut reports = dirs
         .iter()
         .map(|dir| Ok(LabelledReport { label: label_of(dir), report: Report::load(dir)? }))
         .collect::<Result<Vec<_>, ToolError>>()?;
+    if !series.is_empty() {
+        for labelled in &mut reports {
+            let report = &mut labelled.report;
+            report.series.retain(|s| series.iter().any(|text| s.name.contains(text.as_str())));
+            if report.series.is_empty() {
+                let message = format!("no series of {} matches {series:?}", labelled.label);
+                return Err(ToolError::Bench(zabflow_bench::BenchError::Compare(message)));
+            }
+        }
+    }
     let table = compare::compare(&reports)?.render();
     let out = out.unwrap_or_else(|| default_plot_path(dirs, &reports));
     plot::write_latency_plot(&reports, &out)?;
