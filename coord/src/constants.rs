@@ -57,5 +57,62 @@ pub const MULTI_OPS_MAX: usize = 0xfffff / 9;
 /// requests (back-pressure) before this: each write adds at most a few records per op.
 pub const OUTSTANDING_CHANGES_MAX: usize = 1 << 20;
 
+/// ZooKeeper's default `clientPort`.
+pub const CLIENT_PORT_DEFAULT: u16 = 2181;
+
+/// ZooKeeper's default `maxClientCnxns` (connections per client IP; 0 is unlimited).
+pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
+
+/// ZooKeeper's default `snapCount`: txns between snapshots.
+pub const SNAP_COUNT_DEFAULT: u64 = 100_000;
+
+/// ZooKeeper's smallest `autopurge.snapRetainCount` (lower values are raised to it).
+pub const SNAP_RETAIN_COUNT_MIN: u32 = 3;
+
+/// ZooKeeper's default `znode.container.checkIntervalMs`.
+pub const CONTAINER_CHECK_INTERVAL_MS_DEFAULT: u64 = 60_000;
+
+/// The most client connections the server holds at once, over all IPs: each costs its
+/// buffers, so the total is bounded even with `maxClientCnxns=0`.
+pub const CONNECTIONS_MAX: usize = 16_384;
+
+/// Bytes one `read` from a client socket asks for.
+pub const CONNECTION_READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// Requests of one connection read but not yet answered. At this many the server stops
+/// reading the connection (back-pressure) until replies go out.
+pub const CONNECTION_PENDING_REQUESTS_MAX: usize = 1_024;
+
+/// Bytes of replies queued for a client that are not yet written. Above this the server
+/// stops reading the connection, so a client that does not read its replies cannot make
+/// the server queue more than its in-flight requests' replies beyond it.
+pub const CONNECTION_OUTPUT_BYTES_HIGH: usize = 1 << 20;
+
+/// Hard bound on a connection's queued output (replies already owed plus watch events). A
+/// client that lets this much pile up is disconnected; its session survives until expiry.
+pub const CONNECTION_OUTPUT_BYTES_MAX: usize = 64 << 20;
+
+/// Txns prepared but not yet durable and applied, over all sessions. At this many the
+/// server stops reading requests until the sync thread catches up.
+pub const TXNS_IN_FLIGHT_MAX: usize = 16_384;
+
+/// Txn batches queued for the sync thread (each batch is the txns of one event-loop pass).
+pub const SYNC_QUEUE_BATCHES_MAX: usize = 1_024;
+
+/// Most txns the sync thread writes with one append (one fdatasync).
+pub const SYNC_BATCH_TXNS_MAX: usize = 4_096;
+
+/// Longest the event loop sleeps in `poll` before it looks at timers and the stop flag.
+pub const POLL_TIMEOUT_MS_MAX: u64 = 50;
+
+/// Snapshot files kept when autopurge is off (the newest is always kept; older ones are
+/// the fall-back when it is corrupt).
+pub const SNAPSHOTS_KEPT_WITHOUT_PURGE: usize = usize::MAX;
+
+/// Bytes of the txn log's segment files.
+pub const TXN_LOG_SEGMENT_BYTES: u64 = 64 << 20;
+
+const _: () = assert!(CONNECTION_OUTPUT_BYTES_HIGH < CONNECTION_OUTPUT_BYTES_MAX);
+const _: () = assert!(SYNC_BATCH_TXNS_MAX <= TXNS_IN_FLIGHT_MAX);
 const _: () = assert!(SESSION_TIMEOUT_TICKS_MIN < SESSION_TIMEOUT_TICKS_MAX);
 const _: () = assert!(TTL_MS_MAX & EPHEMERAL_EXTENDED_MASK == 0);

@@ -21,4 +21,23 @@ pub enum Error {
     /// A multi txn holds a sub-txn that a multi cannot hold (a multi or a session txn).
     #[error("txn type {txn_type} cannot be part of a multi")]
     NotAMultiOp { txn_type: i32 },
+    /// zoo.cfg cannot be read or holds a bad value.
+    #[error("config: {0}")]
+    Config(String),
+    /// A file or socket operation of the server failed.
+    #[error("{context}: {message}")]
+    Io { context: String, message: String },
+    /// The txn log failed.
+    #[error("txn log: {0}")]
+    Log(String),
+    /// A snapshot file is damaged or unreadable.
+    #[error("snapshot {path}: {message}")]
+    Snapshot { path: String, message: String },
+}
+
+impl Error {
+    /// An I/O failure with what was being done.
+    pub fn io(context: impl Into<String>, error: &std::io::Error) -> Self {
+        Error::Io { context: context.into(), message: error.to_string() }
+    }
 }

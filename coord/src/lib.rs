@@ -17,6 +17,7 @@
 //! (sockets, the txn log through `zabflow_core::log`) does the rest.
 
 pub mod acl;
+pub mod config;
 pub mod constants;
 pub mod data_tree;
 pub mod ephemeral_type;

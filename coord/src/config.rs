@@ -1,0 +1,365 @@
+//! `ServerConfig`: a ZooKeeper `zoo.cfg`, read as is.
+//!
+//! ```text
+//! zoo.cfg  = line*
+//! line     = blank | comment | entry
+//! comment  = ("#" | "!") text                  ; Java properties comments
+//! entry    = key ws* ("=" | ":" | ws) ws* value  ; key and value trimmed
+//! server.N = host ":" quorum-port ":" election-port [":" role] [";" client-address]
+//! ```
+//!
+//! The keys ZooKeeper's `QuorumPeerConfig` reads for a standalone server are understood, plus
+//! three that ZooKeeper takes from JVM system properties (`jute.maxbuffer`,
+//! `znode.container.checkIntervalMs`, `zookeeper.DigestAuthenticationProvider.superDigest`),
+//! so that one file configures zabflow and a comparison run alike. An unknown key is a
+//! warning (returned, for the caller to print), never an error; a known key with a bad value
+//! is an error naming the line. `server.N` lines and `dataDir/myid` are kept for replication.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use zabflow_net::constants::{PACKET_BYTES_MAX_DEFAULT, PACKET_BYTES_MAX_LIMIT};
+
+use crate::constants::{
+    CLIENT_PORT_DEFAULT, CONTAINER_CHECK_INTERVAL_MS_DEFAULT, MAX_CLIENT_CNXNS_DEFAULT,
+    SESSION_TIMEOUT_TICKS_MAX, SESSION_TIMEOUT_TICKS_MIN, SNAP_COUNT_DEFAULT,
+    SNAP_RETAIN_COUNT_MIN, TICK_TIME_MS_DEFAULT,
+};
+use crate::error::{Error, Result};
+use crate::session_tracker::SessionConfig;
+
+/// One `server.N` line of an ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    /// The text after the ports (`participant`, `observer`, `;client-address`), kept as is.
+    pub rest: String,
+}
+
+/// Everything zabflow reads from a `zoo.cfg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub tick_time_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: PathBuf,
+    /// `dataLogDir`; `None` puts the txn log under `dataDir`.
+    pub data_log_dir: Option<PathBuf>,
+    pub client_port: u16,
+    pub client_port_address: Option<IpAddr>,
+    /// Connections per client IP; 0 is unlimited.
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: Option<u32>,
+    pub max_session_timeout_ms: Option<u32>,
+    pub snap_count: u64,
+    /// `forceSync`: fdatasync each group of txns before acknowledging it.
+    pub force_sync: bool,
+    pub snap_retain_count: u32,
+    /// `autopurge.purgeInterval` in hours; 0 disables purging.
+    pub purge_interval_hours: u32,
+    /// Enabled four-letter words; `srvr` is always on, as in ZooKeeper.
+    pub four_letter_whitelist: BTreeSet<String>,
+    pub extended_types_enabled: bool,
+    pub packet_bytes_max: usize,
+    pub container_check_interval_ms: u64,
+    pub super_digest: Option<String>,
+    pub peers: Vec<PeerConfig>,
+    /// `dataDir/myid`, when present.
+    pub my_id: Option<u64>,
+}
+
+/// Every word ZooKeeper's `FourLetterCommands` knows, for `4lw.commands.whitelist=*`.
+const FOUR_LETTER_WORDS: [&str; 19] = [
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "icfg", "sysp",
+];
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tick_time_ms: TICK_TIME_MS_DEFAULT,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: PathBuf::new(),
+            data_log_dir: None,
+            client_port: CLIENT_PORT_DEFAULT,
+            client_port_address: None,
+            max_client_cnxns: MAX_CLIENT_CNXNS_DEFAULT,
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            snap_count: SNAP_COUNT_DEFAULT,
+            force_sync: true,
+            snap_retain_count: SNAP_RETAIN_COUNT_MIN,
+            purge_interval_hours: 0,
+            four_letter_whitelist: BTreeSet::from(["srvr".to_owned()]),
+            extended_types_enabled: false,
+            packet_bytes_max: PACKET_BYTES_MAX_DEFAULT,
+            container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
+            super_digest: None,
+            peers: Vec::new(),
+            my_id: None,
+        }
+    }
+}
+
+/// A bad value: names the line so the operator can fix it.
+fn bad(line: usize, key: &str, value: &str, why: &str) -> Error {
+    Error::Config(format!("line {line}: {key}={value}: {why}"))
+}
+
+fn number<T: std::str::FromStr>(line: usize, key: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|_| bad(line, key, value, "not a number in range"))
+}
+
+fn boolean(line: usize, key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(bad(line, key, value, "expected yes/no or true/false")),
+    }
+}
+
+/// Splits a properties line into key and value; `None` for blanks and comments.
+fn split_entry(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('#') || text.starts_with('!') {
+        return None;
+    }
+    let end = text.find(|c: char| c == '=' || c == ':' || c.is_whitespace()).unwrap_or(text.len());
+    let key = &text[..end];
+    let rest = text[end..].trim_start();
+    let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest).trim();
+    Some((key, rest))
+}
+
+fn parse_peer(line: usize, key: &str, value: &str) -> Result<PeerConfig> {
+    let id = number(line, key, &key["server.".len()..])?;
+    let (address, client) = value.split_once(';').unwrap_or((value, ""));
+    let mut parts = address.split(':');
+    let host = parts.next().unwrap_or_default().to_owned();
+    let quorum_port = number(line, key, parts.next().unwrap_or_default())?;
+    let election_port = number(line, key, parts.next().unwrap_or_default())?;
+    let mut rest: String = parts.collect::<Vec<_>>().join(":");
+    if !client.is_empty() {
+        let _ = write!(rest, ";{client}");
+    }
+    Ok(PeerConfig { id, host, quorum_port, election_port, rest })
+}
+
+impl ServerConfig {
+    /// Reads `path` and `dataDir/myid`. Returns the config and the warnings to print.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable file, a bad value or a missing `dataDir`.
+    pub fn load(path: &Path) -> Result<(ServerConfig, Vec<String>)> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Error::Config(format!("cannot read {}: {error}", path.display())))?;
+        let (mut config, warnings) = ServerConfig::parse(&text)?;
+        config.my_id = read_my_id(&config.data_dir)?;
+        Ok((config, warnings))
+    }
+
+    /// Parses zoo.cfg text (without reading `myid`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad value or a missing `dataDir`.
+    pub fn parse(text: &str) -> Result<(ServerConfig, Vec<String>)> {
+        let mut config = ServerConfig::default();
+        let mut warnings = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let Some((key, value)) = split_entry(raw) else { continue };
+            if !config.set(index + 1, key, value)? {
+                warnings.push(format!("zoo.cfg line {}: unknown setting {key} ignored", index + 1));
+            }
+        }
+        if config.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("dataDir is not set".to_owned()));
+        }
+        config.check()?;
+        Ok((config, warnings))
+    }
+
+    /// Applies one entry; false when the key is unknown.
+    fn set(&mut self, line: usize, key: &str, value: &str) -> Result<bool> {
+        match key {
+            "tickTime" => self.tick_time_ms = number(line, key, value)?,
+            "initLimit" => self.init_limit = number(line, key, value)?,
+            "syncLimit" => self.sync_limit = number(line, key, value)?,
+            "dataDir" => self.data_dir = PathBuf::from(value),
+            "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
+            "clientPort" => self.client_port = number(line, key, value)?,
+            "clientPortAddress" => self.client_port_address = Some(number(line, key, value)?),
+            "maxClientCnxns" => self.max_client_cnxns = number(line, key, value)?,
+            "minSessionTimeout" => self.min_session_timeout_ms = positive(line, key, value)?,
+            "maxSessionTimeout" => self.max_session_timeout_ms = positive(line, key, value)?,
+            "snapCount" => self.snap_count = number(line, key, value)?,
+            "forceSync" => self.force_sync = boolean(line, key, value)?,
+            "autopurge.snapRetainCount" => self.snap_retain_count = number(line, key, value)?,
+            "autopurge.purgeInterval" => self.purge_interval_hours = number(line, key, value)?,
+            "4lw.commands.whitelist" => self.four_letter_whitelist = whitelist(value),
+            "extendedTypesEnabled" => self.extended_types_enabled = boolean(line, key, value)?,
+            "jute.maxbuffer" | "juteMaxBuffer" => self.packet_bytes_max = max_buffer(line, value)?,
+            "znode.container.checkIntervalMs" => {
+                self.container_check_interval_ms = number(line, key, value)?;
+            }
+            "zookeeper.DigestAuthenticationProvider.superDigest" | "superDigest" => {
+                self.super_digest = Some(value.to_owned());
+            }
+            _ if key.starts_with("server.") => self.peers.push(parse_peer(line, key, value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn check(&mut self) -> Result<()> {
+        if self.tick_time_ms == 0 {
+            return Err(Error::Config("tickTime must be positive".to_owned()));
+        }
+        if self.snap_count < 2 {
+            return Err(Error::Config("snapCount must be at least 2".to_owned()));
+        }
+        // ZooKeeper raises a retain count below 3 to 3 (`DatadirCleanupManager`).
+        self.snap_retain_count = self.snap_retain_count.max(SNAP_RETAIN_COUNT_MIN);
+        let tick = self.tick_time_ms;
+        let min = self.min_session_timeout_ms.unwrap_or(tick * SESSION_TIMEOUT_TICKS_MIN);
+        let max = self.max_session_timeout_ms.unwrap_or(tick * SESSION_TIMEOUT_TICKS_MAX);
+        if min > max {
+            return Err(Error::Config(format!(
+                "minSessionTimeout {min} is above maxSessionTimeout {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The session settings of this config.
+    #[must_use]
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            tick_time_ms: self.tick_time_ms,
+            min_session_timeout_ms: self.min_session_timeout_ms,
+            max_session_timeout_ms: self.max_session_timeout_ms,
+        }
+    }
+
+    /// The directory of the txn log: `dataLogDir` (or `dataDir`) + `/version-2/log`.
+    #[must_use]
+    pub fn txn_log_dir(&self) -> PathBuf {
+        self.data_log_dir.as_ref().unwrap_or(&self.data_dir).join("version-2").join("log")
+    }
+
+    /// The directory of snapshots: `dataDir/version-2`.
+    #[must_use]
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir.join("version-2")
+    }
+
+    /// The address to listen on: `clientPortAddress` (default all interfaces) : `clientPort`.
+    #[must_use]
+    pub fn client_address(&self) -> SocketAddr {
+        let ip = self.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        SocketAddr::new(ip, self.client_port)
+    }
+
+    /// Whether four-letter word `word` may run.
+    #[must_use]
+    pub fn four_letter_enabled(&self, word: &str) -> bool {
+        word == "srvr" || self.four_letter_whitelist.contains(word)
+    }
+}
+
+fn positive(line: usize, key: &str, value: &str) -> Result<Option<u32>> {
+    let parsed: i64 = number(line, key, value)?;
+    // ZooKeeper treats -1 (and any value <= 0) as "use the tickTime default".
+    Ok(u32::try_from(parsed).ok().filter(|&ms| ms > 0))
+}
+
+fn max_buffer(line: usize, value: &str) -> Result<usize> {
+    let bytes: usize = if let Some(hex) = value.strip_prefix("0x") {
+        usize::from_str_radix(hex, 16).map_err(|_| bad(line, "jute.maxbuffer", value, "bad hex"))?
+    } else {
+        number(line, "jute.maxbuffer", value)?
+    };
+    if bytes == 0 || bytes > PACKET_BYTES_MAX_LIMIT {
+        return Err(bad(line, "jute.maxbuffer", value, "must be in 1..=2147483647"));
+    }
+    Ok(bytes)
+}
+
+/// `FourLetterCommands.isEnabled`'s list: comma separated, `*` is every word.
+fn whitelist(value: &str) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    for word in value.split(',').map(str::trim).filter(|word| !word.is_empty()) {
+        if word == "*" {
+            words.extend(FOUR_LETTER_WORDS.iter().map(|&word| word.to_owned()));
+        } else {
+            words.insert(word.to_owned());
+        }
+    }
+    words.insert("srvr".to_owned());
+    words
+}
+
+fn read_my_id(data_dir: &Path) -> Result<Option<u64>> {
+    let path = data_dir.join("myid");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::Config(format!("{}: {:?} is not a server id", path.display(), text.trim()))
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Error::Config(format!("cannot read {}: {error}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_zookeeper_config() {
+        let text = "# comment\ntickTime=1000\ninitLimit = 7\nsyncLimit: 3\ndataDir=/d\n\
+                    dataLogDir /l\nclientPort=2182\nclientPortAddress=127.0.0.1\n\
+                    maxClientCnxns=0\nforceSync=no\nsnapCount=100\n\
+                    autopurge.snapRetainCount=5\nautopurge.purgeInterval=1\n\
+                    4lw.commands.whitelist=ruok, mntr\nextendedTypesEnabled=true\n\
+                    jute.maxbuffer=0x1000\nznode.container.checkIntervalMs=500\n\
+                    server.1=127.0.0.1:2888:3888;2181\nadmin.enableServer=false\n";
+        let (config, warnings) = ServerConfig::parse(text).unwrap();
+        assert_eq!(config.tick_time_ms, 1000);
+        assert_eq!((config.init_limit, config.sync_limit), (7, 3));
+        assert_eq!(config.txn_log_dir(), PathBuf::from("/l/version-2/log"));
+        assert_eq!(config.client_address().to_string(), "127.0.0.1:2182");
+        assert!(!config.force_sync && config.extended_types_enabled);
+        assert_eq!((config.snap_count, config.snap_retain_count), (100, 5));
+        assert!(config.four_letter_enabled("mntr") && config.four_letter_enabled("srvr"));
+        assert!(!config.four_letter_enabled("stat"));
+        assert_eq!(config.packet_bytes_max, 0x1000);
+        assert_eq!(config.container_check_interval_ms, 500);
+        assert_eq!(config.peers[0].quorum_port, 2888);
+        assert_eq!(config.peers[0].rest, ";2181");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("admin.enableServer"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let error = ServerConfig::parse("dataDir=/d\ntickTime=fast\n").unwrap_err();
+        assert!(error.to_string().contains("line 2: tickTime=fast"), "{error}");
+        assert!(ServerConfig::parse("clientPort=1\n").is_err(), "dataDir is required");
+        assert!(ServerConfig::parse("dataDir=/d\nforceSync=maybe\n").is_err());
+        let inverted = "dataDir=/d\nminSessionTimeout=9000\nmaxSessionTimeout=5000\n";
+        assert!(ServerConfig::parse(inverted).is_err());
+    }
+
+    #[test]
+    fn star_whitelists_every_word() {
+        let (config, _) = ServerConfig::parse("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
+        assert!(["ruok", "mntr", "cons", "dump", "isro"]
+            .iter()
+            .all(|word| config.four_letter_enabled(word)));
+    }
+}
