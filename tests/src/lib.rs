@@ -2,5 +2,10 @@
 //!
 //! The library holds helpers shared by the test files under `tests/tests/`; child
 //! programs that tests start and kill live under `tests/src/bin/`.
+//!
+//! - [`real_zookeeper`]: a real Apache ZooKeeper (standalone or ensemble) to compare against.
+//! - [`kazoo`]: the Python kazoo client in a cached venv, to drive servers from outside.
 
+pub mod kazoo;
 pub mod log_records;
+pub mod real_zookeeper;
