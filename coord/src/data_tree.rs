@@ -297,6 +297,63 @@ impl DataTree {
         &self.watches
     }
 
+    /// Restores one node read from a snapshot: parents before children. A node that exists
+    /// (the system nodes of a fresh tree) takes the snapshot's data, ACL and stat.
+    ///
+    /// # Panics
+    /// If the node's parent is missing: snapshots list parents first.
+    pub fn restore_node(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        acl: Vec<ACL>,
+        stat: StatPersisted,
+    ) {
+        if let Some(node) = self.nodes.get_mut(path) {
+            node.data = data;
+            node.acl = acl;
+            node.stat = stat;
+            return;
+        }
+        let (parent, name) = split(path).expect("an absolute path");
+        let parent = self.nodes.get_mut(parent).expect("snapshot lists parents first");
+        parent.children.insert(name.to_owned());
+        let node = DataNode::new(data, acl, stat);
+        match node.ephemeral_type() {
+            EphemeralType::Container => {
+                self.containers.insert(path.to_owned());
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.insert(path.to_owned());
+            }
+            EphemeralType::Normal(session_id) => {
+                self.ephemerals.entry(session_id).or_default().insert(path.to_owned());
+            }
+            EphemeralType::Void => {}
+        }
+        self.nodes.insert(path.to_owned(), node);
+    }
+
+    /// Sets the last applied zxid of a tree restored from a snapshot.
+    pub fn set_last_processed_zxid(&mut self, zxid: i64) {
+        self.last_processed_zxid = zxid;
+    }
+
+    /// Sum of path and data bytes (`approximateDataSize`, for `mntr`).
+    #[must_use]
+    pub fn approximate_data_size(&self) -> u64 {
+        let bytes = |(path, node): (&String, &DataNode)| {
+            (path.len() + node.data.as_ref().map_or(0, Vec::len)) as u64
+        };
+        self.nodes.iter().map(bytes).sum()
+    }
+
+    /// Number of ephemeral nodes.
+    #[must_use]
+    pub fn ephemerals_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
     /// Paths of a session's ephemerals, sorted.
     #[must_use]
     pub fn ephemerals(&self, session_id: SessionId) -> Vec<String> {

@@ -24,7 +24,10 @@ pub mod ephemeral_type;
 pub mod error;
 pub mod prep;
 pub mod session_tracker;
+pub mod snapshot;
+pub mod sync_processor;
 pub mod txn;
+pub mod txn_log;
 pub mod watch_manager;
 
 pub use error::{Error, Result};

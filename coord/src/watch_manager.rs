@@ -258,6 +258,16 @@ impl WatchManager {
         self.child.remove_session(session_id);
     }
 
+    /// `wchs`'s summary: (sessions holding a watch, distinct watched paths).
+    #[must_use]
+    pub fn summary(&self) -> (usize, usize) {
+        let sessions: BTreeSet<SessionId> =
+            self.data.by_session.keys().chain(self.child.by_session.keys()).copied().collect();
+        let paths: BTreeSet<&String> =
+            self.data.by_path.keys().chain(self.child.by_path.keys()).collect();
+        (sessions.len(), paths.len())
+    }
+
     /// Watches held, over both tables (`wchs`).
     #[must_use]
     pub fn watch_count(&self) -> usize {
