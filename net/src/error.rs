@@ -70,3 +70,56 @@ impl Error {
         }
     }
 }
+
+/// Result of a ZooKeeper client call.
+pub type ZkResult<T> = std::result::Result<T, ZkError>;
+
+/// What a [`crate::client::Client`] call can fail with: a ZooKeeper error code (from the
+/// server, or `ConnectionLoss`/`SessionExpired` from the client as ZooKeeper's own client
+/// reports them), or a client-side failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZkError {
+    /// ZooKeeper's error code: the server's `ReplyHeader.err`, or `ConnectionLoss` when the
+    /// connection broke with the request in flight, or `SessionExpired`.
+    #[error("ZooKeeper error {0:?}")]
+    Code(ErrorCode),
+    /// An error code this client does not know.
+    #[error("unknown ZooKeeper error code {0}")]
+    UnknownCode(i32),
+    /// The client was closed (or dropped) before the request was answered.
+    #[error("the client is closed")]
+    Closed,
+    /// `try_submit` found the request queue full.
+    #[error("the request queue is full")]
+    QueueFull,
+    /// The request's frame is larger than the packet limit (`jute.maxbuffer`); sending it
+    /// would make the server drop the connection.
+    #[error("request of {bytes} bytes exceeds the packet limit of {bytes_max} bytes")]
+    RequestTooLarge { bytes: usize, bytes_max: usize },
+    /// No server of the connect string could be reached or accepted the session.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The server sent bytes that do not decode as the reply expected.
+    #[error("bad reply from the server: {0}")]
+    Codec(#[from] Error),
+}
+
+impl ZkError {
+    /// The error for a reply's non-zero `err` field.
+    #[must_use]
+    pub fn from_code(code: i32) -> ZkError {
+        match ErrorCode::from_code(code) {
+            Some(code) => ZkError::Code(code),
+            None => ZkError::UnknownCode(code),
+        }
+    }
+
+    /// ZooKeeper's error code for this failure, if it has one.
+    #[must_use]
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ZkError::Code(code) => Some(*code),
+            _ => None,
+        }
+    }
+}
