@@ -156,8 +156,8 @@ impl SessionLoop {
         loop {
             match self.attempt() {
                 Ok(connection) => return Ok(connection),
-                Err(ZkError::Connect(reason)) if Instant::now() < deadline => {
-                    self.back_off_after_round(&reason);
+                Err(ZkError::Connect(_)) if Instant::now() < deadline => {
+                    self.back_off_after_round()
                 }
                 Err(error) => return Err(error),
             }
@@ -185,7 +185,7 @@ impl SessionLoop {
     }
 
     /// Pauses after a failed round over every server (not after each server).
-    fn back_off_after_round(&self, _reason: &str) {
+    fn back_off_after_round(&self) {
         if self.next_server == 0 {
             let pause = Duration::from_millis(CLIENT_RECONNECT_BACKOFF_MS_MAX / 4);
             std::thread::sleep(pause);
@@ -228,15 +228,14 @@ impl SessionLoop {
     pub(crate) fn run(mut self, mut connection: Connection) {
         self.report(KeeperState::SyncConnected);
         let end = loop {
-            let lost = match self.serve(&mut connection) {
-                Ok(()) => break KeeperState::Closed,
-                Err(lost) => lost,
-            };
+            // Why the connection was lost does not change what happens next.
+            if self.serve(&mut connection).is_ok() {
+                break KeeperState::Closed;
+            }
             self.fail_in_flight(&ZkError::Code(ErrorCode::ConnectionLoss));
             if self.close_sent {
                 break KeeperState::Closed;
             }
-            let _ = lost;
             self.report(KeeperState::Disconnected);
             match self.reconnect() {
                 Ok(resumed) => connection = resumed,
@@ -255,7 +254,7 @@ impl SessionLoop {
             match self.attempt() {
                 Ok(connection) => return Ok(connection),
                 Err(ZkError::Code(ErrorCode::SessionExpired)) => return Err(KeeperState::Expired),
-                Err(error) => self.back_off_after_round(&error.to_string()),
+                Err(_) => self.back_off_after_round(),
             }
         }
     }
