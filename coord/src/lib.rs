@@ -18,11 +18,17 @@
 
 pub mod acl;
 pub mod config;
+pub mod connection;
 pub mod constants;
 pub mod data_tree;
 pub mod ephemeral_type;
 pub mod error;
+pub mod four_letter;
+pub mod pipeline;
 pub mod prep;
+pub mod request_processor;
+pub mod server;
+pub mod server_stats;
 pub mod session_tracker;
 pub mod snapshot;
 pub mod sync_processor;

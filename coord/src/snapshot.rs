@@ -179,7 +179,7 @@ pub fn list(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
             found.push((zxid, entry.path()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     Ok(found)
 }
 

@@ -11,6 +11,12 @@ pub enum ToolError {
     /// A benchmark or report command failed.
     #[error(transparent)]
     Bench(#[from] BenchError),
+    /// The coordination server failed.
+    #[error(transparent)]
+    Coord(#[from] zabflow_coord::Error),
+    /// A cluster command failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Standard output could not be written (other than a closed pipe, which is fine).
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),

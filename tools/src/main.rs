@@ -6,7 +6,9 @@
 //! `zabflow: error: …` and exit with status 1; usage errors are clap's (status 2).
 
 mod bench;
+mod cluster;
 mod error;
+mod node;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run benchmark scenarios and write their reports.
     Bench(bench::BenchArgs),
+    /// Run one coordination server (ZooKeeper-compatible) in the foreground.
+    Node(node::NodeArgs),
+    /// Start, inspect and stop a local coordination cluster in the background.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Read, tabulate and compare benchmark reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -45,6 +52,8 @@ fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Report(command) => report::run(command),
+        Command::Node(args) => node::run(args),
+        Command::Cluster(command) => cluster::run(command),
     }
 }
 

@@ -1,0 +1,206 @@
+//! `Connection`: one client socket — its bounded input and output buffers, its handshake
+//! phase, its session's auth ids and the requests it has in flight, in the order sent.
+//!
+//! ```text
+//! phase    = new          ; first 4 bytes: a four-letter word, or a ConnectRequest frame
+//!          | connecting   ; createSession logged but not applied: no more frames read
+//!          | session(id)  ; requests, answered in order
+//! pending  = (write xid | read request)*, the head is always an unapplied write
+//! ```
+//!
+//! Bounds: the input buffer holds at most one frame (`4 + jute.maxbuffer`) plus one read
+//! chunk; the driver stops reading when `pending` reaches `CONNECTION_PENDING_REQUESTS_MAX`
+//! or the output passes `CONNECTION_OUTPUT_BYTES_HIGH`, and disconnects a client whose
+//! output passes `CONNECTION_OUTPUT_BYTES_MAX` (it stopped reading its own replies and
+//! watch events). The socket is edge-triggered: reads and writes go until `WouldBlock`.
+
+use std::collections::VecDeque;
+use std::io::{self, Read as _, Write as _};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use zabflow_net::jute::{Id, Request, RequestHeader, Writer};
+
+use crate::constants::{
+    CONNECTION_OUTPUT_BYTES_HIGH, CONNECTION_OUTPUT_BYTES_MAX, CONNECTION_PENDING_REQUESTS_MAX,
+    CONNECTION_READ_CHUNK_BYTES,
+};
+use crate::watch_manager::SessionId;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    New,
+    Connecting,
+    Session(SessionId),
+}
+
+/// A request of a connection not yet answered.
+#[derive(Debug)]
+pub enum Pending {
+    /// A write in the txn pipeline; its reply comes when its txn is applied.
+    Write { xid: i32 },
+    /// A read (or ping, setWatches, error) waiting for the session's earlier writes.
+    Read { header: RequestHeader, request: Result<Request, i32>, received: Instant },
+}
+
+/// Counters `cons` shows.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionStats {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub timeout_ms: i32,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: u64,
+    pub socket: TcpStream,
+    pub peer: SocketAddr,
+    pub phase: Phase,
+    pub auth_ids: Vec<Id>,
+    pub pending: VecDeque<Pending>,
+    pub close_after_flush: bool,
+    pub stats: ConnectionStats,
+    pub established: Instant,
+    input: Vec<u8>,
+    input_start: usize,
+    output: Vec<u8>,
+    output_start: usize,
+}
+
+/// What a read from the socket found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data,
+    WouldBlock,
+    Closed,
+}
+
+impl Connection {
+    /// A new connection from `peer`.
+    #[must_use]
+    pub fn new(id: u64, socket: TcpStream, peer: SocketAddr, now: Instant) -> Self {
+        Connection {
+            id,
+            socket,
+            peer,
+            phase: Phase::New,
+            auth_ids: Vec::new(),
+            pending: VecDeque::new(),
+            close_after_flush: false,
+            stats: ConnectionStats::default(),
+            established: now,
+            input: Vec::new(),
+            input_start: 0,
+            output: Vec::new(),
+            output_start: 0,
+        }
+    }
+
+    /// The session, once established.
+    #[must_use]
+    pub fn session_id(&self) -> Option<SessionId> {
+        match self.phase {
+            Phase::Session(session_id) => Some(session_id),
+            _ => None,
+        }
+    }
+
+    /// Bytes read but not yet consumed.
+    #[must_use]
+    pub fn input(&self) -> &[u8] {
+        &self.input[self.input_start..]
+    }
+
+    /// Drops `bytes` consumed bytes from the front of the input.
+    pub fn consume(&mut self, bytes: usize) {
+        self.input_start += bytes;
+        assert!(self.input_start <= self.input.len(), "consumed more than was read");
+        if self.input_start == self.input.len() {
+            self.input.clear();
+            self.input_start = 0;
+        }
+    }
+
+    /// One read of up to a chunk from the socket.
+    pub fn read_chunk(&mut self) -> ReadOutcome {
+        if self.input_start > 0 {
+            self.input.drain(..self.input_start);
+            self.input_start = 0;
+        }
+        let filled = self.input.len();
+        self.input.resize(filled + CONNECTION_READ_CHUNK_BYTES, 0);
+        let outcome = match self.socket.read(&mut self.input[filled..]) {
+            Ok(0) => (0, ReadOutcome::Closed),
+            Ok(bytes) => (bytes, ReadOutcome::Data),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => (0, ReadOutcome::WouldBlock),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => (0, ReadOutcome::Data),
+            Err(_) => (0, ReadOutcome::Closed),
+        };
+        self.input.truncate(filled + outcome.0);
+        outcome.1
+    }
+
+    /// Whether the driver should stop reading requests from this connection for now.
+    #[must_use]
+    pub fn read_blocked(&self) -> bool {
+        self.phase == Phase::Connecting
+            || self.close_after_flush
+            || self.pending.len() >= CONNECTION_PENDING_REQUESTS_MAX
+            || self.output_bytes() >= CONNECTION_OUTPUT_BYTES_HIGH
+    }
+
+    /// Bytes queued for the client and not yet written.
+    #[must_use]
+    pub fn output_bytes(&self) -> usize {
+        self.output.len() - self.output_start
+    }
+
+    /// Whether the client let its output pile up past the hard bound.
+    #[must_use]
+    pub fn output_overflowed(&self) -> bool {
+        self.output_bytes() > CONNECTION_OUTPUT_BYTES_MAX
+    }
+
+    /// Appends to the output through a jute writer (one or more whole frames).
+    pub fn queue(&mut self, write: impl FnOnce(&mut Writer)) {
+        let mut writer = Writer::from_vec(std::mem::take(&mut self.output));
+        write(&mut writer);
+        self.output = writer.into_vec();
+    }
+
+    /// Appends raw bytes (four-letter word replies).
+    pub fn queue_bytes(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
+    /// Writes queued output until done or `WouldBlock`.
+    ///
+    /// # Errors
+    /// The socket's error (the connection is then dead).
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.output_start < self.output.len() {
+            match self.socket.write(&self.output[self.output_start..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(bytes) => self.output_start += bytes,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if self.output_start == self.output.len() {
+            self.output.clear();
+            self.output_start = 0;
+        } else if self.output_start > CONNECTION_OUTPUT_BYTES_HIGH {
+            self.output.drain(..self.output_start);
+            self.output_start = 0;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,525 @@
+//! `Server`: one standalone ZooKeeper-compatible server — the mio event loop that owns the
+//! connections, the tree, the preparer and the session tracker, and drives the pipeline.
+//!
+//! ```text
+//! client frame → Connection (bounded buffers) → route
+//!   read  → answered from the tree when the session has no unapplied write before it
+//!   write → Prep::prepare (zxid, wall time) → txn batch of this loop pass
+//!         → SyncProcessor (one append + fdatasync per group) → Synced
+//!         → DataTree::apply → prep.applied → watch events, then the reply (xid order)
+//! timers: session expiry (closeSession txns), container/TTL reaper (deleteContainer txns,
+//!         client id 0), autopurge, snapshots every snapCount txns
+//! ```
+//!
+//! One thread owns all state, so the read path takes no lock; the only other threads are
+//! the sync thread (the disk) and short-lived snapshot writers. Back-pressure: a connection
+//! stops being read while its output is above `CONNECTION_OUTPUT_BYTES_HIGH` or it has
+//! `CONNECTION_PENDING_REQUESTS_MAX` requests in flight, and every connection stops while
+//! `TXNS_IN_FLIGHT_MAX` txns wait for the disk. On start the server loads the newest valid
+//! snapshot, replays the txn log after it and re-tracks the sessions it finds, as ZooKeeper.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{unbounded, Receiver};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use zabflow_net::jute::{FrameDecoder, OpCode, Request};
+
+use crate::config::ServerConfig;
+use crate::connection::Connection;
+use crate::constants::{CONNECTIONS_MAX, POLL_TIMEOUT_MS_MAX, TXNS_IN_FLIGHT_MAX};
+use crate::data_tree::DataTree;
+use crate::error::{Error, Result};
+use crate::prep::{Prep, PrepConfig, RequestContext};
+use crate::session_tracker::SessionTracker;
+use crate::snapshot;
+use crate::sync_processor::{SyncBatch, SyncProcessor, Synced};
+use crate::txn::{Txn, TxnHeader};
+use crate::txn_log::{encode, TxnLog};
+use crate::watch_manager::SessionId;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// A session whose createSession is applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionEntry {
+    pub timeout_ms: i32,
+    pub connection: Option<u64>,
+}
+
+/// Who waits for a txn.
+#[derive(Debug)]
+pub(crate) enum Origin {
+    Client { connection: u64, xid: i32, op: OpCode, received: Instant },
+    Connect { connection: u64, timeout_ms: i32, read_only: Option<bool> },
+    Internal,
+}
+
+/// A txn prepared and sent to the log, not yet applied.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub header: TxnHeader,
+    pub txn: Txn,
+    pub origin: Origin,
+}
+
+/// Monotonic milliseconds on the wall-clock scale of the start (session ids and expiry).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    start: Instant,
+    start_wall_ms: i64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Clock { start: Instant::now(), start_wall_ms: wall.as_millis() as i64 }
+    }
+
+    /// Milliseconds since the server started.
+    pub fn uptime_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Milliseconds: start's wall time plus monotonic time since.
+    pub fn now_ms(&self) -> i64 {
+        self.start_wall_ms + self.start.elapsed().as_millis() as i64
+    }
+}
+
+/// The standalone server.
+pub struct Server {
+    pub(crate) config: ServerConfig,
+    poll: Poll,
+    listener: TcpListener,
+    local_address: SocketAddr,
+    pub(crate) decoder: FrameDecoder,
+    pub(crate) connections: HashMap<u64, Connection>,
+    per_ip: HashMap<IpAddr, u32>,
+    next_connection_id: u64,
+    pub(crate) dirty: HashSet<u64>,
+    pub(crate) paused: HashSet<u64>,
+    pub(crate) tree: DataTree,
+    pub(crate) prep: Prep,
+    pub(crate) tracker: SessionTracker,
+    pub(crate) sessions: HashMap<SessionId, SessionEntry>,
+    pub(crate) next_zxid: i64,
+    pub(crate) in_flight: VecDeque<InFlight>,
+    batch: SyncBatch,
+    sync: SyncProcessor,
+    synced: Receiver<Synced>,
+    pub(crate) stats: crate::server_stats::ServerStats,
+    pub(crate) clock: Clock,
+    log_offset_end: u64,
+    txns_since_snapshot: u64,
+    snapshot_writer: Option<JoinHandle<Result<std::path::PathBuf>>>,
+    next_reap_ms: i64,
+    next_purge_ms: i64,
+}
+
+/// Prints one event line on stderr.
+pub fn log_event(message: &str) {
+    eprintln!("zabflow node: {message}");
+}
+
+/// What recovery found on disk.
+struct Recovered {
+    tree: DataTree,
+    sessions: HashMap<SessionId, SessionEntry>,
+    log: TxnLog,
+    last_zxid: i64,
+}
+
+fn recover(config: &ServerConfig) -> Result<Recovered> {
+    let loaded = snapshot::load_newest(&config.snapshot_dir(), &mut |w| log_event(&w))?;
+    let (mut tree, mut sessions, offset, after) = match loaded {
+        Some(snap) => {
+            log_event(&format!("loaded snapshot at zxid 0x{:x}", snap.last_zxid));
+            let sessions = snap
+                .sessions
+                .iter()
+                .map(|&(id, timeout_ms)| (id, SessionEntry { timeout_ms, connection: None }))
+                .collect();
+            (snap.tree, sessions, snap.log_offset, snap.last_zxid)
+        }
+        None => (DataTree::new(), HashMap::new(), 0, 0),
+    };
+    let mut log = TxnLog::open(&config.txn_log_dir(), config.force_sync)?;
+    let mut replayed = 0u64;
+    let last_zxid = log.replay(offset, after, |header, txn| {
+        tree.apply(header, txn);
+        match txn {
+            Txn::CreateSession(create) => {
+                let entry = SessionEntry { timeout_ms: create.time_out, connection: None };
+                sessions.insert(header.client_id, entry);
+            }
+            Txn::CloseSession(_) => {
+                sessions.remove(&header.client_id);
+            }
+            _ => {}
+        }
+        replayed += 1;
+    })?;
+    log_event(&format!("replayed {replayed} txns; last zxid 0x{last_zxid:x}"));
+    Ok(Recovered { tree, sessions, log, last_zxid })
+}
+
+impl Server {
+    /// Recovers the data and binds the client port.
+    ///
+    /// # Errors
+    /// Recovery failures and [`Error::Io`] when the port cannot be bound.
+    pub fn open(config: ServerConfig) -> Result<Server> {
+        let Recovered { tree, sessions, log, last_zxid } = recover(&config)?;
+        let clock = Clock::new();
+        let now_ms = clock.now_ms();
+        let server_id = config.my_id.unwrap_or(0) as u8;
+        let mut tracker = SessionTracker::new(config.tick_time_ms, server_id, now_ms);
+        for (&session_id, entry) in &sessions {
+            tracker.track_session(session_id, entry.timeout_ms, now_ms);
+        }
+        let poll = Poll::new().map_err(|e| Error::io("create poll", &e))?;
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("waker", &e))?);
+        let (synced_sender, synced) = unbounded();
+        let log_offset_end = log.next_offset();
+        let wake = Arc::new(move || {
+            let _ = waker.wake();
+        });
+        let sync = SyncProcessor::start(log, synced_sender, wake)?;
+        let address = config.client_address();
+        let mut listener =
+            TcpListener::bind(address).map_err(|e| Error::io(format!("bind {address}"), &e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::io("register listener", &e))?;
+        let local_address = listener.local_addr().map_err(|e| Error::io("local address", &e))?;
+        let prep_config = PrepConfig { extended_types_enabled: config.extended_types_enabled };
+        let mut server = Server {
+            decoder: FrameDecoder::new(config.packet_bytes_max),
+            poll,
+            listener,
+            local_address,
+            connections: HashMap::new(),
+            per_ip: HashMap::new(),
+            next_connection_id: 0,
+            dirty: HashSet::new(),
+            paused: HashSet::new(),
+            next_zxid: last_zxid.max(tree.last_processed_zxid()) + 1,
+            tree,
+            prep: Prep::new(prep_config),
+            tracker,
+            sessions,
+            in_flight: VecDeque::new(),
+            batch: SyncBatch::default(),
+            sync,
+            synced,
+            stats: crate::server_stats::ServerStats::default(),
+            clock,
+            log_offset_end,
+            txns_since_snapshot: 0,
+            snapshot_writer: None,
+            next_reap_ms: now_ms + config.container_check_interval_ms as i64,
+            next_purge_ms: now_ms,
+            config,
+        };
+        server.purge_if_due(now_ms);
+        log_event(&format!("serving clients on {local_address}"));
+        Ok(server)
+    }
+
+    /// The address the client port is bound to.
+    #[must_use]
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// Serves until `stop` is set, then drains the pipeline and syncs the log.
+    ///
+    /// # Errors
+    /// A failed txn log write (the server cannot acknowledge writes any more).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !stop.load(Ordering::Relaxed) {
+            let wait_ms =
+                self.tracker.wait_ms(self.clock.now_ms()).clamp(1, POLL_TIMEOUT_MS_MAX as i64);
+            match self.poll.poll(&mut events, Some(Duration::from_millis(wait_ms as u64))) {
+                Err(error) if error.kind() != std::io::ErrorKind::Interrupted => {
+                    return Err(Error::io("poll", &error));
+                }
+                _ => {}
+            }
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(id) => {
+                        if event.is_writable() {
+                            self.dirty.insert(id as u64);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.drive(id as u64);
+                        }
+                    }
+                }
+            }
+            self.pass()?;
+        }
+        self.shutdown()
+    }
+
+    /// The work after each poll: apply what is durable, run timers, resume paused
+    /// connections, send this pass's txns to the log, write replies.
+    fn pass(&mut self) -> Result<()> {
+        self.drain_synced()?;
+        self.on_timers();
+        self.resume_paused();
+        self.flush_batch();
+        self.flush_dirty();
+        Ok(())
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        log_event("shutting down: draining the pipeline");
+        self.flush_batch();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.in_flight.is_empty() && Instant::now() < deadline {
+            if let Ok(message) = self.synced.recv_timeout(Duration::from_millis(100)) {
+                self.on_synced(message)?;
+            }
+        }
+        self.flush_dirty();
+        self.sync.stop()?;
+        if let Some(writer) = self.snapshot_writer.take() {
+            let _ = writer.join();
+        }
+        log_event("shutdown complete: txn log synced");
+        Ok(())
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let (mut socket, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let per_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            let max = self.config.max_client_cnxns;
+            if self.connections.len() >= CONNECTIONS_MAX || (max > 0 && per_ip >= max) {
+                log_event(&format!("too many connections from {}; refused", peer.ip()));
+                continue;
+            }
+            let id = self.next_connection_id;
+            self.next_connection_id += 1;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self.poll.registry().register(&mut socket, Token(id as usize), interest).is_err() {
+                continue;
+            }
+            let _ = socket.set_nodelay(true);
+            *self.per_ip.entry(peer.ip()).or_default() += 1;
+            self.connections.insert(id, Connection::new(id, socket, peer, Instant::now()));
+        }
+    }
+
+    /// Processes buffered frames and reads until the socket is drained or reading pauses.
+    pub(crate) fn drive(&mut self, id: u64) {
+        loop {
+            self.process_frames(id);
+            let in_flight_full = self.in_flight.len() >= TXNS_IN_FLIGHT_MAX;
+            let Some(connection) = self.connections.get_mut(&id) else { return };
+            if connection.read_blocked() || in_flight_full {
+                self.paused.insert(id);
+                return;
+            }
+            match connection.read_chunk() {
+                crate::connection::ReadOutcome::Data => {}
+                crate::connection::ReadOutcome::WouldBlock => return,
+                crate::connection::ReadOutcome::Closed => {
+                    self.close_connection(id, "closed by the client");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn resume_paused(&mut self) {
+        if self.paused.is_empty() || self.in_flight.len() >= TXNS_IN_FLIGHT_MAX {
+            return;
+        }
+        let paused: Vec<u64> = self.paused.drain().collect();
+        for id in paused {
+            if self.connections.get(&id).is_some_and(|c| !c.read_blocked()) {
+                self.drive(id);
+            } else if self.connections.contains_key(&id) {
+                self.paused.insert(id);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty: Vec<u64> = self.dirty.drain().collect();
+        for id in dirty {
+            let Some(connection) = self.connections.get_mut(&id) else { continue };
+            if connection.flush().is_err() {
+                self.close_connection(id, "write failed");
+            } else if connection.output_overflowed() {
+                self.close_connection(id, "client does not read its replies");
+            } else if connection.close_after_flush && connection.output_bytes() == 0 {
+                self.close_connection(id, "closed by the server");
+            } else if self.paused.contains(&id) && !connection.read_blocked() {
+                self.drive(id);
+            }
+        }
+    }
+
+    /// Drops a connection; its session lives on until it expires or is resumed.
+    pub(crate) fn close_connection(&mut self, id: u64, why: &str) {
+        let Some(mut connection) = self.connections.remove(&id) else { return };
+        let _ = connection.flush();
+        let _ = self.poll.registry().deregister(&mut connection.socket);
+        if let Some(count) = self.per_ip.get_mut(&connection.peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&connection.peer.ip());
+            }
+        }
+        self.paused.remove(&id);
+        if let Some(session_id) = connection.session_id() {
+            if let Some(entry) = self.sessions.get_mut(&session_id) {
+                if entry.connection == Some(id) {
+                    entry.connection = None;
+                    self.tree.watches_mut().remove_session(session_id);
+                }
+            }
+            log_event(&format!(
+                "connection {} of session 0x{session_id:x}: {why}",
+                connection.peer
+            ));
+        }
+    }
+
+    /// Prepares a write and queues its txn for the log.
+    pub(crate) fn submit_write(
+        &mut self,
+        session_id: SessionId,
+        cxid: i32,
+        request: &Request,
+        connection: Option<u64>,
+        origin: Origin,
+    ) {
+        let no_ids = Vec::new();
+        let auth_ids =
+            connection.and_then(|id| self.connections.get(&id)).map_or(&no_ids, |c| &c.auth_ids);
+        let context = RequestContext {
+            session_id,
+            cxid,
+            zxid: self.next_zxid,
+            time_ms: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+                as i64,
+            auth_ids,
+        };
+        let (header, txn) = self.prep.prepare(&self.tree, &context, request).expect("a write");
+        self.next_zxid += 1;
+        self.batch.records.push(encode(&header, &txn));
+        self.batch.last_zxid = header.zxid;
+        self.in_flight.push_back(InFlight { header, txn, origin });
+    }
+
+    fn flush_batch(&mut self) {
+        if !self.batch.records.is_empty() {
+            self.sync.submit(std::mem::take(&mut self.batch));
+        }
+    }
+
+    fn drain_synced(&mut self) -> Result<()> {
+        while let Ok(message) = self.synced.try_recv() {
+            self.on_synced(message)?;
+        }
+        self.snapshot_if_due();
+        Ok(())
+    }
+
+    fn on_synced(&mut self, message: Synced) -> Result<()> {
+        let (last_zxid, offset_end) = match message {
+            Synced::Durable { last_zxid, offset_end } => (last_zxid, offset_end),
+            Synced::Failed(error) => return Err(error),
+        };
+        while self.in_flight.front().is_some_and(|f| f.header.zxid <= last_zxid) {
+            let in_flight = self.in_flight.pop_front().expect("checked");
+            self.apply(in_flight);
+        }
+        self.log_offset_end = offset_end;
+        Ok(())
+    }
+
+    fn on_timers(&mut self) {
+        let now_ms = self.clock.now_ms();
+        for session_id in self.tracker.expired(now_ms) {
+            log_event(&format!("session 0x{session_id:x} expired"));
+            self.submit_write(session_id, 0, &Request::CloseSession, None, Origin::Internal);
+        }
+        if now_ms >= self.next_reap_ms {
+            self.next_reap_ms = now_ms + self.config.container_check_interval_ms.max(1) as i64;
+            for path in self.tree.reaper_candidates(now_ms, None) {
+                let request =
+                    Request::DeleteContainer(zabflow_net::jute::DeleteContainerRequest { path });
+                self.submit_write(0, 0, &request, None, Origin::Internal);
+            }
+        }
+        self.purge_if_due(now_ms);
+        if self.snapshot_writer.as_ref().is_some_and(JoinHandle::is_finished) {
+            match self.snapshot_writer.take().expect("checked").join() {
+                Ok(Ok(path)) => log_event(&format!("snapshot written: {}", path.display())),
+                Ok(Err(error)) => log_event(&format!("snapshot failed: {error}")),
+                Err(_) => log_event("snapshot writer panicked"),
+            }
+        }
+    }
+
+    fn purge_if_due(&mut self, now_ms: i64) {
+        let hours = self.config.purge_interval_hours;
+        if hours == 0 || now_ms < self.next_purge_ms {
+            return;
+        }
+        self.next_purge_ms = now_ms + i64::from(hours) * 3_600_000;
+        match snapshot::purge(&self.config.snapshot_dir(), self.config.snap_retain_count as usize) {
+            Ok(Some(offset)) => {
+                log_event(&format!("purged old snapshots; log kept from offset {offset}"));
+                self.sync.truncate_before(offset);
+            }
+            Ok(None) => {}
+            Err(error) => log_event(&format!("purge failed: {error}")),
+        }
+    }
+
+    fn snapshot_if_due(&mut self) {
+        if self.txns_since_snapshot < self.config.snap_count || self.snapshot_writer.is_some() {
+            return;
+        }
+        self.txns_since_snapshot = 0;
+        let mut sessions: Vec<(SessionId, i32)> =
+            self.sessions.iter().map(|(&id, entry)| (id, entry.timeout_ms)).collect();
+        sessions.sort_unstable();
+        let bytes = snapshot::serialize(&self.tree, &sessions, self.log_offset_end);
+        let zxid = self.tree.last_processed_zxid();
+        let dir = self.config.snapshot_dir();
+        let writer = std::thread::Builder::new()
+            .name("zabflow-snapshot".to_owned())
+            .spawn(move || snapshot::write(&dir, zxid, &bytes));
+        match writer {
+            Ok(handle) => self.snapshot_writer = Some(handle),
+            Err(error) => log_event(&format!("cannot start a snapshot: {error}")),
+        }
+    }
+
+    pub(crate) fn count_applied(&mut self) {
+        self.txns_since_snapshot += 1;
+    }
+}

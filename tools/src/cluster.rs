@@ -1,0 +1,247 @@
+//! `zabflow cluster`: a local coordination cluster in the background.
+//!
+//! ```text
+//! DIR/node<N>/zoo.cfg    the node's config (readable, editable; `start` reuses it)
+//! DIR/node<N>/data       its dataDir (myid, snapshots, txn log)
+//! DIR/node<N>/node.log   its stderr
+//! DIR/node<N>/pid        the running process, removed by `down`
+//! ```
+//!
+//! `up` writes the configs, starts each node with `zabflow node`, waits until it answers
+//! `ruok` and prints the connect string. `status` asks each node `srvr`; `down` sends
+//! SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL; `start N` starts a
+//! stopped node again. One node (standalone) for now; ensembles come with replication.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use crate::error::ToolError;
+
+/// How long `up`/`start` wait for a node to answer, and `down` for one to exit.
+const NODE_WAIT: Duration = Duration::from_secs(15);
+
+/// `zabflow cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Write configs and start the nodes; prints the connect string.
+    Up(UpArgs),
+    /// Show each node's `srvr` answer.
+    Status(DirArgs),
+    /// Stop every node (SIGTERM, then SIGKILL after 15 s).
+    Down(DirArgs),
+    /// SIGKILL node N.
+    Kill(NodeArgs),
+    /// Start node N again with its existing config and data.
+    Start(NodeArgs),
+}
+
+/// The cluster directory.
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// The cluster's directory.
+    #[arg(long, default_value = "zabflow-cluster")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of nodes (1: a standalone server).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Client port of node 1 (node N uses PORT + N - 1).
+    #[arg(long, default_value_t = 2181)]
+    pub port: u16,
+}
+
+/// A node of the cluster.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node number (1-based).
+    pub node: u32,
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+fn fail(message: impl Into<String>) -> ToolError {
+    ToolError::Cluster(message.into())
+}
+
+/// Runs a cluster command.
+///
+/// # Errors
+/// Files that cannot be written, nodes that do not start or stop.
+pub fn run(command: ClusterCommand) -> Result<(), ToolError> {
+    match command {
+        ClusterCommand::Up(args) => up(&args),
+        ClusterCommand::Status(args) => status(&args.dir),
+        ClusterCommand::Down(args) => down(&args.dir),
+        ClusterCommand::Kill(args) => kill(&node_dir(&args.dir.dir, args.node)),
+        ClusterCommand::Start(args) => {
+            let dir = node_dir(&args.dir.dir, args.node);
+            start_node(&dir, args.node)?;
+            println!("{}", client_address(&dir)?);
+            Ok(())
+        }
+    }
+}
+
+fn node_dir(dir: &Path, node: u32) -> PathBuf {
+    dir.join(format!("node{node}"))
+}
+
+fn up(args: &UpArgs) -> Result<(), ToolError> {
+    if args.nodes != 1 {
+        return Err(fail("only --nodes 1 (standalone) is supported until replication lands"));
+    }
+    let dir = std::path::absolute(&args.dir.dir).map_err(|e| fail(e.to_string()))?;
+    let node = node_dir(&dir, 1);
+    let data = node.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| fail(format!("create {}: {e}", data.display())))?;
+    let config = format!(
+        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+         clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+         extendedTypesEnabled=true\n",
+        data.display(),
+        args.port
+    );
+    write_file(&node.join("zoo.cfg"), &config)?;
+    write_file(&data.join("myid"), "1\n")?;
+    start_node(&node, 1)?;
+    println!("127.0.0.1:{}", args.port);
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ToolError> {
+    std::fs::write(path, text).map_err(|e| fail(format!("write {}: {e}", path.display())))
+}
+
+fn read_pid(node: &Path) -> Option<i32> {
+    std::fs::read_to_string(node.join("pid")).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; no signal is delivered.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn client_address(node: &Path) -> Result<SocketAddr, ToolError> {
+    let path = node.join("zoo.cfg");
+    let (config, _) = zabflow_coord::config::ServerConfig::load(&path)?;
+    let mut address = config.client_address();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(address)
+}
+
+fn start_node(node: &Path, id: u32) -> Result<(), ToolError> {
+    if read_pid(node).is_some_and(alive) {
+        return Err(fail(format!("node {id} is already running")));
+    }
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let log_path = node.join("node.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| fail(format!("open {}: {e}", log_path.display())))?;
+    let child = Command::new(exe)
+        .args(["node", "--config"])
+        .arg(node.join("zoo.cfg"))
+        .args(["--id", &id.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| fail(format!("start node {id}: {e}")))?;
+    write_file(&node.join("pid"), &format!("{}\n", child.id()))?;
+    let address = client_address(node)?;
+    let deadline = Instant::now() + NODE_WAIT;
+    while Instant::now() < deadline {
+        if four_letter(address, "ruok").is_ok_and(|reply| reply == "imok") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(fail(format!("node {id} did not answer on {address}; see {}", log_path.display())))
+}
+
+/// Sends a four-letter word and returns the reply.
+fn four_letter(address: SocketAddr, word: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(word.as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+fn nodes(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            Some((name.strip_prefix("node")?.parse().ok()?, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn status(dir: &Path) -> Result<(), ToolError> {
+    for (id, node) in nodes(dir) {
+        let address = client_address(&node)?;
+        let pid = read_pid(&node).filter(|&pid| alive(pid));
+        match (pid, four_letter(address, "srvr")) {
+            (Some(pid), Ok(reply)) => {
+                println!("node {id} (pid {pid}) {address}:");
+                reply.lines().for_each(|line| println!("  {line}"));
+            }
+            (Some(pid), Err(error)) => println!("node {id} (pid {pid}) {address}: {error}"),
+            (None, _) => println!("node {id} {address}: down"),
+        }
+    }
+    Ok(())
+}
+
+fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: sends a signal to a process id read from our own pid file.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+fn kill(node: &Path) -> Result<(), ToolError> {
+    let pid = read_pid(node).ok_or_else(|| fail(format!("no pid file in {}", node.display())))?;
+    signal(pid, libc::SIGKILL);
+    Ok(())
+}
+
+fn down(dir: &Path) -> Result<(), ToolError> {
+    for (id, node) in nodes(dir) {
+        let Some(pid) = read_pid(&node) else { continue };
+        if alive(pid) {
+            signal(pid, libc::SIGTERM);
+            let deadline = Instant::now() + NODE_WAIT;
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if alive(pid) {
+                signal(pid, libc::SIGKILL);
+            }
+            println!("node {id} stopped");
+        }
+        let _ = std::fs::remove_file(node.join("pid"));
+    }
+    Ok(())
+}
