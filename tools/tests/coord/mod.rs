@@ -1,0 +1,227 @@
+//! Shared helpers of the coordination-server tests: start `zabflow node` on a free port
+//! with a generated zoo.cfg, and a minimal raw-jute client built on zabflow-net's codec.
+
+#![allow(dead_code)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zabflow_net::jute::{
+    ConnectRequest, ConnectResponse, CreateRequest, OpCode, Reader, Record, ReplyHeader, Request,
+    Response, WatcherEvent, Writer, ACL,
+};
+
+/// A running `zabflow node`.
+pub struct Node {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Node {
+    /// Writes `dir/zoo.cfg` (with `extra` lines) and starts a node on a free port.
+    pub fn start(dir: &Path, extra: &str) -> Node {
+        let port = free_port();
+        let config = format!(
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\n{extra}\n",
+            dir.join("data").display()
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("zoo.cfg"), config).unwrap();
+        Node::restart_at(dir, port)
+    }
+
+    /// Starts a node on an existing `dir/zoo.cfg` listening on `port`.
+    pub fn restart_at(dir: &Path, port: u16) -> Node {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zabflow"))
+            .args(["node", "--config"])
+            .arg(dir.join("zoo.cfg"))
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Node { child, dir: dir.to_owned(), port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "node did not start: {}", node.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        node
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        // SAFETY: signals our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "node exited with {status}: {}", self.log());
+    }
+
+    /// Sends a four-letter word; returns the reply.
+    pub fn four_letter(&self, word: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(word.as_bytes()).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A raw jute client: one session on one connection.
+pub struct Client {
+    pub stream: TcpStream,
+    pub session_id: i64,
+    pub passwd: Vec<u8>,
+    pub timeout_ms: i32,
+    next_xid: i32,
+    pub events: Vec<WatcherEvent>,
+}
+
+pub fn open_acl() -> Vec<ACL> {
+    vec![zabflow_coord::acl::world(31)]
+}
+
+pub fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: open_acl(),
+        flags,
+    })
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        Client::resume(port, 0, vec![0; 16], 30_000).expect("session")
+    }
+
+    /// Connects with a session id and password; `None` when the server refuses.
+    pub fn resume(port: u16, session_id: i64, passwd: Vec<u8>, timeout_ms: i32) -> Option<Client> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: timeout_ms,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        };
+        let mut writer = Writer::new();
+        let start = writer.begin_frame();
+        request.write(&mut writer);
+        writer.end_frame(start);
+        stream.write_all(writer.as_bytes()).unwrap();
+        let body = read_frame(&mut stream)?;
+        let response = ConnectResponse::read(&mut Reader::new(&body)).unwrap();
+        if response.session_id == 0 {
+            return None;
+        }
+        Some(Client {
+            stream,
+            session_id: response.session_id,
+            passwd: response.passwd,
+            timeout_ms: response.time_out,
+            next_xid: 1,
+            events: Vec::new(),
+        })
+    }
+
+    /// Sends a request without waiting; returns its xid.
+    pub fn send(&mut self, request: &Request) -> i32 {
+        let xid = match request {
+            Request::Ping => -2,
+            Request::Auth(_) => -4,
+            _ => {
+                self.next_xid += 1;
+                self.next_xid
+            }
+        };
+        let mut writer = Writer::new();
+        request.write_frame(xid, &mut writer);
+        self.stream.write_all(writer.as_bytes()).unwrap();
+        xid
+    }
+
+    /// The next reply that is not a watch event (events are kept in `events`).
+    pub fn receive(&mut self, op: OpCode) -> Option<(ReplyHeader, Option<Response>)> {
+        loop {
+            let body = read_frame(&mut self.stream)?;
+            let mut reader = Reader::new(&body);
+            let header = ReplyHeader::read(&mut reader).unwrap();
+            if header.xid == -1 {
+                self.events.push(WatcherEvent::read(&mut reader).unwrap());
+                continue;
+            }
+            let response = (header.err == 0 && reader.remaining() > 0)
+                .then(|| Response::read(op, &mut reader).unwrap());
+            return Some((header, response));
+        }
+    }
+
+    /// Sends and waits: (err, body).
+    pub fn call(&mut self, request: &Request) -> (i32, Option<Response>) {
+        let xid = self.send(request);
+        let (header, body) = self.receive(request.op_code()).expect("a reply");
+        assert_eq!(header.xid, xid);
+        (header.err, body)
+    }
+
+    /// Waits for a watch event.
+    pub fn wait_event(&mut self) -> WatcherEvent {
+        if self.events.is_empty() {
+            let body = read_frame(&mut self.stream).expect("an event");
+            let mut reader = Reader::new(&body);
+            let header = ReplyHeader::read(&mut reader).unwrap();
+            assert_eq!(header.xid, -1, "expected a notification");
+            self.events.push(WatcherEvent::read(&mut reader).unwrap());
+        }
+        self.events.remove(0)
+    }
+}
+
+/// Reads one frame body; `None` when the server closed the connection.
+pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).ok()?;
+    let mut body = vec![0; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Whether the server closed this stream (reads EOF or reset within the timeout).
+pub fn is_closed(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0) | Err(_))
+}
