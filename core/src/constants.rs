@@ -29,14 +29,17 @@ pub const INDEX_INTERVAL_RECORDS: u64 = 64;
 /// and the linked fdatasync).
 pub const URING_ENTRIES: u32 = 8;
 
-/// Requests the group-commit queue holds before appenders block (backpressure).
-pub const GROUP_COMMIT_QUEUE_DEPTH: usize = 1024;
-
-/// Requests one group commit (one write submission, one fdatasync) takes at most.
+/// Requests one group commit (one write submission, one fdatasync) takes at most; a request
+/// that finds the pending group this full waits for the next one (backpressure).
 pub const GROUP_COMMIT_REQUESTS_MAX: usize = 256;
 
-/// Payload bytes after which the group-commit writer stops adding requests to a group.
-pub const GROUP_COMMIT_BYTES_MAX: usize = 8 << 20;
+/// Frame bytes (payloads plus frame headers) the pending group-commit batch holds at most;
+/// a request that would overflow it waits for the next batch (backpressure). A request
+/// alone is always admitted, so this bounds batching, not the size of one request.
+pub const GROUP_COMMIT_PENDING_BYTES_MAX: usize = 1 << 20;
+
+/// Group-commit batches kept for reuse: one filling, one being written, one being answered.
+pub const GROUP_COMMIT_BATCHES: usize = 3;
 
 /// Upper bound on the CRC work recovery spends proving that a torn tail hides no valid
 /// frame. Past it, recovery reports corruption instead of guessing (nothing is lost).
@@ -53,4 +56,5 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN > SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES);
 const _: () = assert!(SEGMENT_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(INDEX_INTERVAL_RECORDS > 0);
-const _: () = assert!(GROUP_COMMIT_REQUESTS_MAX <= GROUP_COMMIT_QUEUE_DEPTH);
+const _: () = assert!(GROUP_COMMIT_REQUESTS_MAX > 0 && GROUP_COMMIT_BATCHES >= 2);
+const _: () = assert!(GROUP_COMMIT_PENDING_BYTES_MAX as u64 > FRAME_HEADER_BYTES);

@@ -3,13 +3,17 @@
 //! as root); if the mount fails, the test fails: it never skips.
 //!
 //! Both backends, and both preallocated segments (the error comes from creating the next
-//! segment) and sparse ones (the error comes from the backend's write itself).
+//! segment) and sparse ones (the error comes from the backend's write itself); and group
+//! commit, where a failed group fails only its own requests.
 
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use zabflow_core::log::{BackendChoice, Log, LogOptions};
 use zabflow_core::Error;
@@ -147,5 +151,101 @@ fn full_disk_fails_appends_and_recovers() {
             let root = temporary.path().join(format!("{backend:?}-{preallocate}"));
             full_disk_case(&root, backend, preallocate);
         }
+    }
+}
+
+/// Group commit on a full disk: a group whose write fails reports ENOSPC to its own
+/// requests only (groups that fit into space already allocated still succeed), nothing
+/// acknowledged is lost, offsets stay exact, and once space is freed every later group
+/// succeeds.
+fn group_commit_full_disk_case(root: &Path, backend: BackendChoice) {
+    const APPENDERS: u32 = 4;
+    const SUCCESSES_AFTER_FREE: u64 = 20;
+    let mount = TmpfsMount::new(root, TMPFS_BYTES);
+    let dir = mount.path.join("log");
+    let options = LogOptions {
+        segment_bytes: SEGMENT_BYTES,
+        backend,
+        preallocate: false,
+        ..LogOptions::default()
+    };
+    let log = Log::open(&dir, options.clone()).expect("open");
+    let (appender, owner) = log.into_group_commit().expect("group commit");
+    let first = encode_record(0, 0);
+    assert_eq!(appender.append(&[&first]).expect("append before the disk fills"), 0..1);
+    let filler = mount.path.join("filler");
+    fill(&filler);
+    let errors = Arc::new(AtomicU64::new(0));
+    let freed = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (1..=APPENDERS)
+        .map(|writer| {
+            let (appender, errors, freed) = (appender.clone(), errors.clone(), freed.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let mut successes_after_free = 0;
+                for sequence in 0..100_000u64 {
+                    let after_free = freed.load(Ordering::Acquire);
+                    let record = encode_record(writer, sequence);
+                    match appender.append(&[&record]) {
+                        Ok(range) => {
+                            assert_eq!(range.end - range.start, 1);
+                            acknowledged.push((range.start, sequence));
+                            successes_after_free += u64::from(after_free);
+                            if successes_after_free == SUCCESSES_AFTER_FREE {
+                                return acknowledged;
+                            }
+                        }
+                        Err(error) => {
+                            assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
+                            assert!(!after_free, "a request made after space was freed failed");
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                panic!("appender {writer} never finished");
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while errors.load(Ordering::Relaxed) < 8 {
+        assert!(Instant::now() < deadline, "no group failed on a full disk");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::remove_file(&filler).expect("free space");
+    freed.store(true, Ordering::Release);
+
+    let reader = appender.reader();
+    let mut offsets = vec![0];
+    for (thread, writer) in threads.into_iter().zip(1..) {
+        for (offset, sequence) in thread.join().expect("appender thread") {
+            let record = reader.read(offset).expect("read").expect("acknowledged record");
+            assert_eq!(decode_record(&record), Some((writer, sequence)), "offset {offset}");
+            offsets.push(offset);
+        }
+    }
+    offsets.sort_unstable();
+    let acknowledged = offsets.len() as u64;
+    assert!(offsets.iter().copied().eq(0..acknowledged), "offsets are exact and dense");
+    let stats = appender.stats();
+    assert_eq!(stats.requests, acknowledged, "{stats:?}");
+    assert!(stats.failed_appends > 0, "{stats:?}");
+    drop(appender);
+    let log = owner.join().expect("owner thread");
+    assert_eq!(log.next_offset(), acknowledged);
+    drop(log);
+    let log = Log::open(&dir, options).expect("reopen");
+    assert_eq!(log.recovery().torn_bytes_dropped, 0);
+    assert_eq!(log.next_offset(), acknowledged);
+    eprintln!(
+        "{backend:?}: {acknowledged} acknowledged, {} failed requests",
+        errors.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn group_commit_full_disk_fails_only_its_own_groups() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    for backend in BACKENDS {
+        group_commit_full_disk_case(&temporary.path().join(format!("group-{backend:?}")), backend);
     }
 }
