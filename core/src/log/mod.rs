@@ -9,8 +9,8 @@
 //!   survives a crash of the process or of the machine.
 //! * Readers ([`LogReader`], `Send + Clone`) read through `memmap2` on any thread while the
 //!   writer appends, and see a record only once it is acknowledged.
-//! * Many threads can share one log through [`Log::into_group_commit`]: a writer thread
-//!   drains every queued request, writes them in one submission and issues one
+//! * Many threads can share one log through [`Log::into_group_commit`]: one appender at a
+//!   time leads, writing every request queued so far in one submission with one
 //!   `fdatasync` for the whole group; appenders that arrive meanwhile ride the next one.
 //! * A batch costs one write submission (io_uring: the write and its linked fdatasync in
 //!   one `io_uring_enter`) per segment it touches; a batch crossing into a new segment
