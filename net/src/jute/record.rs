@@ -6,7 +6,7 @@
 //! (`lastZxidSeen` is `last_zxid_seen`, a record's `type` is `op`/`event_type`).
 //!
 //! ```text
-//! Id             = scheme:ustring id:ustring
+//! Id             = scheme:ustring id:ustring            ; a null id reads as ""
 //! ACL            = perms:int id:Id
 //! Stat           = czxid:long mzxid:long ctime:long mtime:long version:int cversion:int
 //!                  aversion:int ephemeralOwner:long dataLength:int numChildren:int pzxid:long
@@ -66,6 +66,7 @@ macro_rules! jute_type {
     (boolean) => { bool };
     (ustring) => { String };
     (ustring_opt) => { Option<String> };
+    (ustring_nullable) => { String };
     (buffer) => { Vec<u8> };
     (buffer_opt) => { Option<Vec<u8>> };
     (vector ustring) => { Vec<String> };
@@ -109,6 +110,9 @@ macro_rules! jute_read {
     ($reader:ident, ustring_opt) => {
         $reader.read_ustring_opt()?
     };
+    ($reader:ident, ustring_nullable) => {
+        $reader.read_ustring_opt()?.unwrap_or_default()
+    };
     ($reader:ident, buffer) => {
         $reader.read_buffer()?
     };
@@ -141,6 +145,9 @@ macro_rules! jute_write {
         $writer.write_bool($value)
     };
     ($writer:ident, $value:expr, ustring) => {
+        $writer.write_ustring(&$value)
+    };
+    ($writer:ident, $value:expr, ustring_nullable) => {
         $writer.write_ustring(&$value)
     };
     ($writer:ident, $value:expr, ustring_opt) => {
@@ -182,6 +189,9 @@ macro_rules! jute_strategy {
     };
     (ustring_opt) => {
         ::proptest::option::of("\\PC{0,12}")
+    };
+    (ustring_nullable) => {
+        "\\PC{0,12}"
     };
     (buffer) => {
         ::proptest::collection::vec(::proptest::prelude::any::<u8>(), 0..24)
@@ -246,7 +256,9 @@ pub(crate) use {jute_bytes_min, jute_read, jute_record, jute_type, jute_write};
 
 jute_record! {
     /// `Id`: an identity under an auth scheme (`world:anyone`, `digest:user:hash`, `ip:…`).
-    Id { scheme: ustring, id: ustring, }
+    /// kazoo writes an empty string as null (its `CREATOR_ALL_ACL` is `auth` with id ""), and
+    /// Java's jute reads that as null, so a null `id` decodes as empty here.
+    Id { scheme: ustring, id: ustring_nullable, }
 }
 
 jute_record! {
@@ -349,6 +361,13 @@ mod tests {
         assert_eq!(ReplyHeader::WIRE_BYTES_MIN, 16);
         assert_eq!(MultiHeader::WIRE_BYTES_MIN, crate::constants::MULTI_HEADER_BYTES);
         assert_eq!(Stat::default().to_bytes().len(), 68);
+    }
+
+    #[test]
+    fn null_id_reads_as_empty() {
+        let bytes = [0, 0, 0, 4, b'a', b'u', b't', b'h', 0xff, 0xff, 0xff, 0xff];
+        let id = Id::from_bytes(&bytes).unwrap();
+        assert_eq!(id, Id { scheme: "auth".to_owned(), id: String::new() });
     }
 
     // The expected bytes below were also produced by ZooKeeper 3.8.0's own jute classes
