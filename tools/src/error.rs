@@ -17,6 +17,9 @@ pub enum ToolError {
     /// A cluster command failed.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A `zabflow cli` session could not start, or one of its commands failed.
+    #[error("cli: {0}")]
+    Cli(String),
     /// Standard output could not be written (other than a closed pipe, which is fine).
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),

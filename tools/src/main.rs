@@ -6,6 +6,7 @@
 //! `zabflow: error: …` and exit with status 1; usage errors are clap's (status 2).
 
 mod bench;
+mod cli;
 mod cluster;
 mod error;
 mod node;
@@ -32,6 +33,8 @@ enum Command {
     /// Start, inspect and stop a local coordination cluster in the background.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// A zkCli-like shell: interactive, or scripted with `-c "cmd; cmd"`.
+    Cli(cli::CliArgs),
     /// Read, tabulate and compare benchmark reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -54,6 +57,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Report(command) => report::run(command),
         Command::Node(args) => node::run(args),
         Command::Cluster(command) => cluster::run(command),
+        Command::Cli(args) => cli::run(args),
     }
 }
 
