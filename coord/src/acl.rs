@@ -78,6 +78,13 @@ pub fn authenticate(
     }
 }
 
+/// The ids a connection holds before any `addauth`: `ip:<peer address>`, as ZooKeeper's
+/// `ServerCnxn` adds for every client, so that `ip` ACLs grant access by host.
+#[must_use]
+pub fn connection_ids(peer: std::net::SocketAddr) -> Vec<Id> {
+    vec![Id { scheme: SCHEME_IP.to_owned(), id: peer.ip().to_string() }]
+}
+
 /// Adds `new` ids to a session's ids, skipping ones it already has (`addAuthInfo`).
 pub fn add_auth_ids(session_ids: &mut Vec<Id>, new: Vec<Id>) {
     for id in new {
@@ -261,6 +268,18 @@ mod tests {
         let ids = authenticate("digest", b"super:test", Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
         assert_eq!(ids.map(|ids| ids.len()), Ok(2));
         assert_eq!(authenticate("kerberos", b"x", None), Err(ErrorCode::AuthFailed));
+    }
+
+    #[test]
+    fn a_connection_holds_its_ip_id() {
+        // ZooKeeper's ServerCnxn adds `ip:<client address>` to every connection's authInfo:
+        // an `ip:127.0.0.1` ACL lets a loopback client in without any addauth.
+        let ids = connection_ids("127.0.0.1:2181".parse().expect("address"));
+        assert_eq!(ids, vec![id("ip", "127.0.0.1")]);
+        let node = vec![acl(Perms::ALL, "ip", "127.0.0.1")];
+        assert_eq!(check(&node, Perms::WRITE, &ids), Ok(()));
+        let other = vec![acl(Perms::ALL, "ip", "10.0.0.0/8")];
+        assert_eq!(check(&other, Perms::WRITE, &ids), Err(ErrorCode::NoAuth));
     }
 
     #[test]

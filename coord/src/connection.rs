@@ -91,7 +91,7 @@ impl Connection {
             socket,
             peer,
             phase: Phase::New,
-            auth_ids: Vec::new(),
+            auth_ids: crate::acl::connection_ids(peer),
             pending: VecDeque::new(),
             close_after_flush: false,
             stats: ConnectionStats::default(),
