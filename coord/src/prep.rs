@@ -298,13 +298,39 @@ fn write_op(request: &Request) -> Option<WriteOp<'_>> {
     })
 }
 
+/// The op a multi's create becomes. ZooKeeper's `MultiOperationRecord` rebuilds every create
+/// with `Op.create(path, data, acl, flags[, ttl])`, which picks the op from the flags
+/// (`CreateMode.fromFlag(flags, PERSISTENT)`), not from the op code sent: TTL modes make a
+/// createTTL, the container mode a createContainer, anything else a plain create. So a
+/// create2 in a multi answers without a `Stat`, and a createTTL op with a non-TTL mode is a
+/// plain create whose ttl is dropped. (A create or create2 op with a TTL mode makes 3.8 fail
+/// the whole multi with MarshallingError, a `ClassCastException` in its preparer — a
+/// ZooKeeper bug; here it is a createTTL without a ttl, which fails with BadArguments.)
+fn multi_create_op(flags: i32) -> OpCode {
+    match CreateMode::from_code(flags) {
+        Some(mode) if mode.is_ttl() => OpCode::CreateTtl,
+        Some(mode) if mode.is_container() => OpCode::CreateContainer,
+        _ => OpCode::Create,
+    }
+}
+
 /// The write op of a multi's op; `None` for a read op.
 fn multi_write_op(op: &MultiOp) -> Option<WriteOp<'_>> {
     Some(match op {
-        MultiOp::Create(create) => create_args(OpCode::Create, create),
-        MultiOp::Create2(create) => create_args(OpCode::Create2, create),
-        MultiOp::CreateContainer(create) => create_args(OpCode::CreateContainer, create),
-        MultiOp::CreateTtl(create) => ttl_args(create),
+        MultiOp::Create(create) | MultiOp::Create2(create) | MultiOp::CreateContainer(create) => {
+            create_args(multi_create_op(create.flags), create)
+        }
+        MultiOp::CreateTtl(create) => match multi_create_op(create.flags) {
+            OpCode::CreateTtl => ttl_args(create),
+            op => WriteOp::Create(CreateArgs {
+                op,
+                path: &create.path,
+                data: &create.data,
+                acl: &create.acl,
+                flags: create.flags,
+                ttl: -1,
+            }),
+        },
         MultiOp::Delete(delete) => WriteOp::Delete(delete),
         MultiOp::SetData(set) => WriteOp::SetData(set),
         MultiOp::Check(check) => WriteOp::Check(check),
@@ -890,6 +916,41 @@ mod tests {
         assert!(h.tree.node("/m").is_none(), "all or nothing");
         assert_eq!(h.tree.last_processed_zxid(), 1);
         assert_eq!(h.prep.outstanding_count(), 0);
+    }
+
+    #[test]
+    fn multi_creates_take_their_kind_from_the_flags() {
+        // ZooKeeper's MultiOperationRecord rebuilds each create with Op.create(…), which
+        // picks the op from the flags: a create2 answers without a Stat, a create with the
+        // container mode answers with one, a createTTL with a non-TTL mode drops its ttl.
+        let mut h = Harness::new();
+        let mut plain_ttl = CreateTTLRequest {
+            path: "/t".to_owned(),
+            data: None,
+            acl: vec![acl::world(31)],
+            flags: 0,
+            ttl: 1 << 41,
+        };
+        let multi = Request::Multi(MultiRequest {
+            ops: vec![
+                MultiOp::Create2(create_req("/a", 0)),
+                MultiOp::Create(create_req("/c", 4)),
+                MultiOp::CreateTtl(plain_ttl.clone()),
+            ],
+        });
+        let (err, body) = h.run(&multi);
+        assert_eq!(err, 0);
+        let Response::Multi(response) = body else { panic!("multi body") };
+        use zabflow_net::jute::MultiResult as R;
+        assert!(matches!(&response.results[0], R::Create(created) if created.path == "/a"));
+        assert!(matches!(&response.results[1], R::Create2(created) if created.path == "/c"));
+        assert!(matches!(&response.results[2], R::Create(created) if created.path == "/t"));
+        assert_eq!(h.stat("/c").ephemeral_owner, 0, "a container shows owner 0");
+        plain_ttl.path = "/t2".to_owned();
+        plain_ttl.flags = 5;
+        let bad_ttl = Request::Multi(MultiRequest { ops: vec![MultiOp::CreateTtl(plain_ttl)] });
+        let Response::Multi(response) = h.run(&bad_ttl).1 else { panic!("multi body") };
+        assert!(matches!(&response.results[0], R::Error(e) if e.err == E::BadArguments.code()));
     }
 
     #[test]
