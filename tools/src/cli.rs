@@ -8,10 +8,11 @@
 //! stops early. Unlike `zkCli.sh`, `create` prints `Created /path` on stdout, where scripts
 //! can read the sequential name.
 //!
-//! **Watch events** are printed as they arrive by a second thread draining
-//! [`Client::events`]. A console mutex keeps each command's output and each event whole: a
-//! command holds it while it runs and prints, and prints the events already queued before
-//! and after, so an event a command itself triggered follows that command's output. Session
+//! **Watch events** are printed as they arrive, from [`Client::events`]. A console mutex
+//! keeps each command's output and each event whole, and events leave the queue only under
+//! it: a command holds it while it runs and prints, and prints the events queued before and
+//! after, so an event a command itself triggered follows that command's output; between
+//! commands a second thread prints them within [`EVENT_POLL`]. Session
 //! state changes (`type:None`) are printed in stdin mode only, to keep `-c` output clean.
 //!
 //! Module map: [`parser`] turns text into commands, [`command`] runs them on a [`Client`],
@@ -37,8 +38,9 @@ use parser::Command;
 /// Longest input line read from stdin, in bytes; longer lines are refused, not buffered.
 const LINE_BYTES_MAX: usize = 1 << 20;
 
-/// How often the event thread looks at the stop flag while no event comes.
-const EVENT_POLL: Duration = Duration::from_millis(20);
+/// How often the event thread looks for events while no command runs: the most an event
+/// waits to be printed.
+const EVENT_POLL: Duration = Duration::from_millis(10);
 
 /// Arguments of `zabflow cli`.
 #[derive(Debug, Args)]
@@ -239,17 +241,25 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<Line> {
     }
 }
 
-/// The event thread: prints each event as it comes until `stop` is set and no event came
-/// for [`EVENT_POLL`], or the session's event channel is gone.
+/// The event thread: prints events that arrive while no command runs, until `stop` is set
+/// and the queue is empty.
+///
+/// It polls rather than blocking in `recv`, because an event must be taken off the queue
+/// only by whoever holds the console: an event a command triggers is queued before the
+/// command's reply, so the command, still holding the console, prints it right after its
+/// own output. A thread that took it to print later could lose the race for the console to
+/// the next command.
 fn print_events(client: &Client, console: &Mutex<()>, stop: &AtomicBool, state_changes: bool) {
     loop {
-        match client.events().recv_timeout(EVENT_POLL) {
-            Ok(event) => {
-                let _console = lock(console);
+        if !client.events().is_empty() {
+            let _console = lock(console);
+            while let Ok(event) = client.events().try_recv() {
                 print_event(&event, state_changes);
             }
-            Err(error) if error.is_timeout() && !stop.load(Ordering::Acquire) => {}
-            Err(_) => return,
+        } else if stop.load(Ordering::Acquire) {
+            return;
+        } else {
+            std::thread::sleep(EVENT_POLL);
         }
     }
 }
