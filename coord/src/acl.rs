@@ -85,13 +85,34 @@ pub fn connection_ids(peer: std::net::SocketAddr) -> Vec<Id> {
     vec![Id { scheme: SCHEME_IP.to_owned(), id: peer.ip().to_string() }]
 }
 
-/// Adds `new` ids to a session's ids, skipping ones it already has (`addAuthInfo`).
+/// Adds `new` ids to a session's ids, skipping ones it already has (`addAuthInfo`), and keeps
+/// them in the order ZooKeeper lists them.
+///
+/// ZooKeeper holds a connection's ids in a `ConcurrentHashMap` key set, so `getAuthInfo()` —
+/// and with it the expansion of an `auth` ACL and `whoAmI` — lists them in hash-table order:
+/// by bucket (`spread(Id.hashCode()) & (capacity - 1)`), in insertion order within a bucket.
+/// (Past 11 ids the table grows; the order of a bucket split by a resize is not modelled.)
 pub fn add_auth_ids(session_ids: &mut Vec<Id>, new: Vec<Id>) {
     for id in new {
         if !session_ids.contains(&id) {
             session_ids.push(id);
         }
     }
+    let mut capacity = 16;
+    while session_ids.len() >= capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    session_ids.sort_by_key(|id| java_id_hash(id) as usize & (capacity - 1));
+}
+
+/// `ConcurrentHashMap.spread(Id.hashCode())`: jute's record hash of the two strings.
+fn java_id_hash(id: &Id) -> u32 {
+    let string_hash = |text: &str| {
+        text.encode_utf16().fold(0u32, |hash, unit| hash.wrapping_mul(31).wrapping_add(unit.into()))
+    };
+    let hash = 17u32.wrapping_mul(37).wrapping_add(string_hash(&id.scheme));
+    let hash = hash.wrapping_mul(37).wrapping_add(string_hash(&id.id));
+    (hash ^ (hash >> 16)) & 0x7fff_ffff
 }
 
 /// Whether `session_ids` grant `perm` on a node with `acl` (`ZooKeeperServer.checkACL`).
@@ -280,6 +301,21 @@ mod tests {
         assert_eq!(check(&node, Perms::WRITE, &ids), Ok(()));
         let other = vec![acl(Perms::ALL, "ip", "10.0.0.0/8")];
         assert_eq!(check(&other, Perms::WRITE, &ids), Err(ErrorCode::NoAuth));
+    }
+
+    #[test]
+    fn session_ids_keep_zookeepers_hash_order() {
+        // ZooKeeper keeps a connection's ids in a ConcurrentHashMap key set: an `auth` ACL
+        // expands in bucket order, not in the order of the addauth calls (observed on 3.8:
+        // addauth alice:wrong, then alice:secret, then setACL auth → secret's id first).
+        let mut ids = connection_ids("127.0.0.1:2181".parse().expect("address"));
+        add_auth_ids(&mut ids, authenticate("digest", b"alice:wrong", None).expect("digest"));
+        add_auth_ids(&mut ids, authenticate("digest", b"alice:secret", None).expect("digest"));
+        let secret = id("digest", &generate_digest("alice:secret"));
+        let wrong = id("digest", &generate_digest("alice:wrong"));
+        assert_eq!(ids, vec![secret.clone(), id("ip", "127.0.0.1"), wrong.clone()]);
+        let expanded = fixup(&[acl(31, "auth", "")], &ids).expect("auth expands");
+        assert_eq!(expanded, vec![ACL { perms: 31, id: secret }, ACL { perms: 31, id: wrong }]);
     }
 
     #[test]
