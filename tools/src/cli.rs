@@ -73,6 +73,12 @@ pub fn run(args: CliArgs) -> Result<(), ToolError> {
     }
     let client = Client::connect(config)
         .map_err(|error| ToolError::Cli(format!("cannot connect to {}: {error}", args.server)))?;
+    // The I/O thread reports the session connected first thing: waiting for that makes the
+    // first prompt say CONNECTED, and stdin mode prints the event before it, as zkCli does.
+    let connect_wait = Duration::from_millis(u64::from(args.timeout_ms));
+    if let Ok(event) = client.events().recv_timeout(connect_wait) {
+        print_event(&event, stdin_mode);
+    }
     let console = Mutex::new(());
     let stop = AtomicBool::new(false);
     let mut shell = Shell {
