@@ -105,6 +105,16 @@ pub fn add_auth_ids(session_ids: &mut Vec<Id>, new: Vec<Id>) {
     session_ids.sort_by_key(|id| java_id_hash(id) as usize & (capacity - 1));
 }
 
+/// The user name `whoAmI` shows for an id (`AuthenticationProvider.getUserName`): a digest
+/// id's user, without its hash; any other id as it is.
+#[must_use]
+pub fn user_name(id: &Id) -> &str {
+    match id.scheme.as_str() {
+        SCHEME_DIGEST => id.id.split(':').next().unwrap_or_default(),
+        _ => &id.id,
+    }
+}
+
 /// `ConcurrentHashMap.spread(Id.hashCode())`: jute's record hash of the two strings.
 fn java_id_hash(id: &Id) -> u32 {
     let string_hash = |text: &str| {
@@ -316,6 +326,15 @@ mod tests {
         assert_eq!(ids, vec![secret.clone(), id("ip", "127.0.0.1"), wrong.clone()]);
         let expanded = fixup(&[acl(31, "auth", "")], &ids).expect("auth expands");
         assert_eq!(expanded, vec![ACL { perms: 31, id: secret }, ACL { perms: 31, id: wrong }]);
+    }
+
+    #[test]
+    fn who_am_i_names_the_digest_user_only() {
+        // DigestAuthenticationProvider.getUserName keeps the part before the first ':', so
+        // whoAmI never shows the password hash.
+        let alice = authenticate("digest", b"alice:secret", None).expect("digest");
+        assert_eq!(user_name(&alice[0]), "alice");
+        assert_eq!(user_name(&id("ip", "127.0.0.1")), "127.0.0.1");
     }
 
     #[test]

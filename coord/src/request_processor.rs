@@ -133,7 +133,10 @@ pub fn serve_read(
         Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
             client_info: ids
                 .iter()
-                .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: id.id.clone() })
+                .map(|id| ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user: crate::acl::user_name(id).to_owned(),
+                })
                 .collect(),
         })),
         Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
