@@ -31,9 +31,9 @@ use zabflow_net::ZkResult;
 use zabflow_tests::real_zookeeper::RealZooKeeper;
 
 /// The seeds a plain `cargo test` runs.
-const SEEDS_DEFAULT: [u64; 6] = [1, 2, 3, 4, 5, 6];
-/// Steps per seed; with [`SEEDS_DEFAULT`], 2,400 ops.
-const STEPS_PER_SEED_DEFAULT: usize = 400;
+const SEEDS_DEFAULT: [u64; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+/// Steps per seed; with [`SEEDS_DEFAULT`], 6,000 ops.
+const STEPS_PER_SEED_DEFAULT: usize = 500;
 /// Steps quoted before a mismatch in its report.
 const CONTEXT_STEPS: usize = 12;
 /// ZooKeeper's first container/TTL reaper pass comes this long after it starts.
@@ -102,8 +102,26 @@ fn created_paths(result: &ZkResult<Response>) -> Vec<String> {
     }
 }
 
+/// The step as text, with each data buffer shown as a string (or its length when long)
+/// instead of a list of byte values.
 fn describe(step: &Step) -> String {
-    let mut text = format!("session slot {}: {:?}", step.slot, step.action);
+    const MARKER: &str = "data: Some([";
+    let raw = format!("session slot {}: {:?}", step.slot, step.action);
+    let mut text = String::with_capacity(raw.len());
+    let mut rest = raw.as_str();
+    while let Some(start) = rest.find(MARKER) {
+        let body = &rest[start + MARKER.len()..];
+        let end = body.find(']').unwrap_or(body.len());
+        let bytes: Vec<u8> = body[..end].split(", ").filter_map(|byte| byte.parse().ok()).collect();
+        text.push_str(&rest[..start]);
+        if bytes.len() > 32 {
+            text.push_str(&format!("data: {} bytes", bytes.len()));
+        } else {
+            text.push_str(&format!("data: {:?}", String::from_utf8_lossy(&bytes)));
+        }
+        rest = body.get(end + 2..).unwrap_or_default();
+    }
+    text.push_str(rest);
     if text.len() > 600 {
         text.truncate(600);
         text.push('…');
@@ -206,4 +224,20 @@ fn agrees_with_real_zookeeper() {
         seeds.len(),
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn steps_show_data_as_text() {
+    let set = |data: Vec<u8>| Step {
+        slot: 1,
+        action: Action::Call(Request::SetData(zabflow_net::jute::SetDataRequest {
+            path: "/s1/d".to_owned(),
+            data: Some(data),
+            version: -1,
+        })),
+    };
+    let text = describe(&set(b"ab".to_vec()));
+    assert!(text.contains(r#"data: "ab", version: -1"#), "{text}");
+    assert!(describe(&set(Vec::new())).contains(r#"data: "", version"#));
+    assert!(describe(&set(vec![b'z'; 40])).contains("data: 40 bytes, version"));
 }

@@ -88,18 +88,18 @@ impl Generator {
             390..=499 => Action::Call(self.set_data()),
             500..=559 => Action::Call(self.exists()),
             560..=619 => Action::Call(Request::GetData(GetDataRequest {
-                path: self.any_path(),
+                path: self.read_path(),
                 watch: false,
             })),
             620..=659 => Action::Call(Request::GetChildren(GetChildrenRequest {
-                path: self.any_path(),
+                path: self.read_path(),
                 watch: false,
             })),
             660..=699 => Action::Call(Request::GetChildren2(GetChildren2Request {
-                path: self.any_path(),
+                path: self.read_path(),
                 watch: false,
             })),
-            700..=739 => Action::Call(Request::GetAcl(GetACLRequest { path: self.any_path() })),
+            700..=739 => Action::Call(Request::GetAcl(GetACLRequest { path: self.read_path() })),
             740..=789 => Action::Call(self.set_acl()),
             790..=869 => Action::Call(Request::Multi(MultiRequest { ops: self.write_ops() })),
             870..=899 => Action::Call(Request::MultiRead(MultiRequest { ops: self.read_ops() })),
@@ -108,9 +108,10 @@ impl Generator {
                 prefix_path: self.ephemerals_prefix(),
             })),
             940..=959 => Action::Call(Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
-                path: self.any_path(),
+                path: self.read_path(),
             })),
-            960..=984 => Action::AddAuth(self.auth()),
+            960..=979 => Action::AddAuth(self.auth()),
+            980..=989 => Action::Call(Request::WhoAmI),
             _ => Action::Reopen,
         };
         Step { slot, action }
@@ -159,6 +160,17 @@ impl Generator {
             self.invalid_path()
         } else {
             self.valid_path()
+        }
+    }
+
+    /// A path for a read: as [`Generator::any_path`] but never `""`, which ZooKeeper reads
+    /// as the root — whose children and counts include other seeds' trees and `/zookeeper`.
+    fn read_path(&mut self) -> String {
+        let path = self.any_path();
+        if path.is_empty() {
+            format!("{}/", self.prefix)
+        } else {
+            path
         }
     }
 
@@ -212,19 +224,37 @@ impl Generator {
             55..=69 => 2,
             70..=79 => 3,
             80..=97 => 4,
-            98 => 7,
+            98 => *[7, -1].choose(&mut self.rng).unwrap_or(&7),
             _ => 5,
         };
         CreateRequest { path, data: self.data(), acl: self.acl(), flags }
     }
 
-    fn ttl_request(&mut self) -> CreateTTLRequest {
+    /// A createTTL body. At top level (`in_multi` false) a non-TTL mode comes only with a
+    /// ttl >= 0: ZooKeeper 3.8 accepts a createTTL with a non-TTL mode and a negative ttl,
+    /// logs it, and then cannot apply it (`EphemeralType.TTL.toEphemeralOwner` throws), which
+    /// takes the server down — a ZooKeeper bug; zabflow answers BadArguments.
+    fn ttl_request(&mut self, in_multi: bool) -> CreateTTLRequest {
         let CreateRequest { path, data, acl, .. } = self.create_request();
         let flags = *[5, 5, 6, 6, 0, 1].choose(&mut self.rng).unwrap_or(&5);
-        let ttl = *[1, 1000, 3_600_000, 3_600_000, 0, -5, (1 << 40) - 1, 1 << 40]
+        let mut ttl = *[1, 1000, 3_600_000, 3_600_000, 0, -5, (1 << 40) - 1, 1 << 40]
             .choose(&mut self.rng)
             .unwrap_or(&1000);
+        if !in_multi && !(5..=6).contains(&flags) && ttl < 0 {
+            ttl = 0;
+        }
         CreateTTLRequest { path, data, acl, flags, ttl }
+    }
+
+    /// A create body for a multi: never a TTL mode, which makes ZooKeeper 3.8 fail the whole
+    /// multi with MarshallingError (a `ClassCastException`: the op becomes a createTTL that
+    /// still holds a `CreateRequest`) — a ZooKeeper bug; zabflow fails only that op.
+    fn multi_create_request(&mut self) -> CreateRequest {
+        let mut request = self.create_request();
+        if (5..=6).contains(&request.flags) {
+            request.flags = 0;
+        }
+        request
     }
 
     fn create(&mut self) -> Request {
@@ -233,10 +263,12 @@ impl Generator {
             4..=6 => Request::Create2(self.create_request()),
             7 => {
                 let mut request = self.create_request();
-                request.flags = 4;
+                if self.rng.gen_bool(0.9) {
+                    request.flags = 4;
+                }
                 Request::CreateContainer(request)
             }
-            _ => Request::CreateTtl(self.ttl_request()),
+            _ => Request::CreateTtl(self.ttl_request(false)),
         }
     }
 
@@ -250,7 +282,7 @@ impl Generator {
     }
 
     fn exists(&mut self) -> Request {
-        Request::Exists(ExistsRequest { path: self.any_path(), watch: false })
+        Request::Exists(ExistsRequest { path: self.read_path(), watch: false })
     }
 
     fn set_acl(&mut self) -> Request {
@@ -259,17 +291,17 @@ impl Generator {
     }
 
     fn write_ops(&mut self) -> Vec<MultiOp> {
-        let count = self.rng.gen_range(1..=MULTI_OPS_MAX);
+        let count = self.rng.gen_range(0..=MULTI_OPS_MAX);
         (0..count)
             .map(|_| match self.rng.gen_range(0..12) {
-                0..=2 => MultiOp::Create(self.create_request()),
-                3 => MultiOp::Create2(self.create_request()),
+                0..=2 => MultiOp::Create(self.multi_create_request()),
+                3 => MultiOp::Create2(self.multi_create_request()),
                 4 => {
                     let mut request = self.create_request();
                     request.flags = 4;
                     MultiOp::CreateContainer(request)
                 }
-                5 => MultiOp::CreateTtl(self.ttl_request()),
+                5 => MultiOp::CreateTtl(self.ttl_request(true)),
                 6..=7 => MultiOp::Delete(DeleteRequest {
                     path: self.any_path(),
                     version: self.version(),
@@ -291,10 +323,10 @@ impl Generator {
     }
 
     fn read_ops(&mut self) -> Vec<MultiOp> {
-        let count = self.rng.gen_range(1..=MULTI_OPS_MAX);
+        let count = self.rng.gen_range(0..=MULTI_OPS_MAX);
         (0..count)
             .map(|_| {
-                let path = self.any_path();
+                let path = self.read_path();
                 if self.rng.gen_bool(0.5) {
                     MultiOp::GetData(GetDataRequest { path, watch: false })
                 } else {
