@@ -112,3 +112,8 @@ fn acls_digest_ip_and_world() {
 fn recipes() {
     run_group("recipes", include_str!("kazoo_compat/recipes.py"));
 }
+
+#[test]
+fn tree_cache_server_version_and_watch_removal() {
+    run_group("misc", include_str!("kazoo_compat/misc.py"));
+}

@@ -39,14 +39,23 @@ wait_for(lambda: first.connected and first.client_id[0] != session_id,
 first.create(ROOT + "/after-expiry", b"", ephemeral=True)
 check(other.exists(ROOT + "/after-expiry") is not None, "the new session works")
 
-# A wrong password is refused like an expired session (kazoo then starts a new one); the real
-# session goes on.
-intruder = KazooClient(hosts=HOSTS, client_id=(other.client_id[0], b"\x01" * 16), timeout=4.0)
+# A wrong password is refused like an expired session (kazoo then starts a new one). Real
+# ZooKeeper 3.8 was seen to sometimes end the owner's session too, so only the owner's client
+# working afterwards is checked.
+owner_id = other.client_id[0]
+intruder = KazooClient(hosts=HOSTS, client_id=(owner_id, b"\x01" * 16), timeout=4.0)
 intruder.start(timeout=15)
 CLIENTS.append(intruder)
-wait_for(lambda: intruder.connected and intruder.client_id is not None, "the intruder connects")
-check(intruder.client_id[0] != other.client_id[0], "the intruder got a session of its own")
-check(other.exists(ROOT) is not None, "the real owner's session still works")
+
+
+def new_session(zk, refused):
+    session_id = (zk.client_id or (None,))[0]
+    return zk.connected and session_id not in (None, refused)
+
+
+wait_for(lambda: new_session(intruder, owner_id),
+         "the intruder got a session of its own")
+check(other.exists(ROOT) is not None, "the owner's client still works")
 
 # A client that dies without closing: the session expires after its timeout.
 child = f"""
@@ -70,7 +79,5 @@ eq(other.exists(ROOT + "/dead"), None, "expiry removed the ephemeral")
 late = KazooClient(hosts=HOSTS, client_id=(dead_id, dead_password), timeout=4.0)
 late.start(timeout=15)
 CLIENTS.append(late)
-wait_for(lambda: late.connected and late.client_id is not None, "the late client connects")
-check(late.client_id[0] != dead_id,
-      "resuming an expired session is refused")
+wait_for(lambda: new_session(late, dead_id), "resuming an expired session is refused")
 finish()
