@@ -156,6 +156,13 @@ impl Connection {
             || self.output_bytes() >= CONNECTION_OUTPUT_BYTES_HIGH
     }
 
+    /// Whether the connection is to be closed and owes the client nothing more: every
+    /// request read before the close was decided is answered and written.
+    #[must_use]
+    pub fn finished(&self) -> bool {
+        self.close_after_flush && self.pending.is_empty() && self.output_bytes() == 0
+    }
+
     /// Bytes queued for the client and not yet written.
     #[must_use]
     pub fn output_bytes(&self) -> usize {

@@ -186,6 +186,11 @@ impl Server {
                         _ => 0,
                     };
                     let header = RequestHeader { xid, op };
+                    if code == ErrorCode::Unimplemented {
+                        // As ZooKeeper's UnimplementedRequestProcessor: answer, then close
+                        // the connection (the session lives on and can be resumed).
+                        connection.close_after_flush = true;
+                    }
                     self.queue_read(id, header, Err(code.code()));
                     return;
                 }

@@ -371,7 +371,7 @@ impl Server {
                 self.close_connection(id, "write failed");
             } else if connection.output_overflowed() {
                 self.close_connection(id, "client does not read its replies");
-            } else if connection.close_after_flush && connection.output_bytes() == 0 {
+            } else if connection.finished() {
                 self.close_connection(id, "closed by the server");
             } else if self.paused.contains(&id) && !connection.read_blocked() {
                 self.drive(id);

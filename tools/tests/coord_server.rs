@@ -116,12 +116,16 @@ fn bad_input_closes_only_that_connection() {
     assert!(is_closed(&mut big.stream), "a frame over jute.maxbuffer closes the connection");
     let mut again = Client::resume(node.port, id, passwd, 30_000).expect("the session survives");
     assert_eq!(again.call(&get("/big", false)).0, -101, "the request was not executed");
-    // An unknown op code is answered Unimplemented.
+    // An unknown op code is answered Unimplemented, then the connection is closed (as
+    // ZooKeeper's UnimplementedRequestProcessor); the session can be resumed.
     use std::io::Write as _;
     again.stream.write_all(&[0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0x03, 0xe7]).unwrap();
     let body = read_frame(&mut again.stream).unwrap();
     assert_eq!(&body[..4], &[0, 0, 0, 9]);
     assert_eq!(i32::from_be_bytes(body[12..16].try_into().unwrap()), -6);
+    assert!(is_closed(&mut again.stream));
+    let passwd = again.passwd.clone();
+    let mut again = Client::resume(node.port, id, passwd, 30_000).expect("the session survives");
     // Garbage instead of a handshake.
     let mut garbage = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
     garbage.write_all(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).unwrap();
