@@ -61,3 +61,53 @@ pub const LOG_SERIES_BYTES_MAX: u64 = 4 << 30;
 const _: () =
     assert!(LOG_SERIES_DURATION_QUICK.as_nanos() < LOG_SERIES_DURATION_DEFAULT.as_nanos());
 const _: () = assert!(LOG_FLOOR_BYTES[1] as u64 <= LOG_SERIES_BYTES_MAX);
+
+/// Sessions the coord load generator opens by default, spread over the target's servers.
+pub const COORD_SESSIONS_DEFAULT: usize = 16;
+/// Most sessions the coord load generator opens (each has a client I/O thread).
+pub const COORD_SESSIONS_MAX: usize = 256;
+/// Requests each session keeps in flight by default (closed loop; the cap in open loop).
+pub const COORD_DEPTH_DEFAULT: usize = 128;
+/// Most requests one session keeps in flight (the client's queue and window are sized to it).
+pub const COORD_DEPTH_MAX: usize = 4096;
+/// Bytes of every value written, by default.
+pub const COORD_VALUE_BYTES_DEFAULT: usize = 100;
+/// Largest value the load generator writes (well below `jute.maxbuffer`, 0xfffff).
+pub const COORD_VALUE_BYTES_MAX: usize = 512 * 1024;
+/// Znodes created before measuring, read and written by key.
+pub const COORD_ZNODES_DEFAULT: usize = 1_000;
+/// Most znodes the load generator pre-creates.
+pub const COORD_ZNODES_MAX: usize = 1_000_000;
+/// Load run against a fresh target before any workload: a cold JVM is ~4x slower for its
+/// first ~20 s of load, and both targets are warmed the same way.
+pub const COORD_WARMUP_DEFAULT: Duration = Duration::from_secs(20);
+/// Target warm-up in the default suite (shorter, so the suite stays near 3 minutes).
+pub const COORD_WARMUP_SUITE: Duration = Duration::from_secs(8);
+/// Load run before each workload's measured window, so the window starts in steady state.
+pub const COORD_RAMP: Duration = Duration::from_secs(1);
+/// Measured window of each workload by default.
+pub const COORD_WINDOW_DEFAULT: Duration = Duration::from_secs(10);
+/// Measured window of each workload in the default suite.
+pub const COORD_WINDOW_SUITE: Duration = Duration::from_secs(4);
+/// Upper bound on a measured window or a warm-up.
+pub const COORD_WINDOW_MAX: Duration = Duration::from_secs(3600);
+/// Open-loop rate of the default workloads, in requests per second over all sessions.
+pub const COORD_OPEN_RATE_DEFAULT: u64 = 1_000;
+/// Largest open-loop rate accepted, in requests per second.
+pub const COORD_OPEN_RATE_MAX: u64 = 10_000_000;
+/// Load-generator threads at most; each drives a share of the sessions through one
+/// completion channel (the reference machine has 2 cores, shared with the servers).
+pub const COORD_GENERATOR_THREADS_MAX: usize = 2;
+/// How long requests still in flight after a window may take to complete.
+pub const COORD_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a started server may take to answer `ruok`, and to exit after SIGTERM.
+pub const COORD_SERVER_WAIT: Duration = Duration::from_secs(20);
+/// `tickTime` of every server the scenario starts, ZooKeeper's default.
+pub const COORD_TICK_TIME_MS: u32 = 2_000;
+
+const _: () = assert!(COORD_SESSIONS_DEFAULT <= COORD_SESSIONS_MAX);
+const _: () = assert!(COORD_DEPTH_DEFAULT <= COORD_DEPTH_MAX);
+const _: () = assert!(COORD_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);
+const _: () = assert!(COORD_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
+const _: () = assert!(COORD_WARMUP_SUITE.as_nanos() <= COORD_WARMUP_DEFAULT.as_nanos());
+const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_nanos());

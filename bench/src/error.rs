@@ -29,6 +29,12 @@ pub enum BenchError {
     /// `report compare` was given reports that cannot be compared.
     #[error("cannot compare: {0}")]
     Compare(String),
+    /// The servers of a coord run could not be started (or are not installed).
+    #[error("coord target: {0}")]
+    Target(String),
+    /// The coord load generator could not connect or lost its sessions.
+    #[error("coord load: {0}")]
+    Load(String),
     /// The segmented log under measurement failed.
     #[error(transparent)]
     Log(#[from] zabflow_core::Error),

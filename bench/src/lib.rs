@@ -3,7 +3,8 @@
 //! Every scenario measures throughput and records latencies in an HdrHistogram (nanoseconds),
 //! then writes a [`Report`] directory: `summary.json` in DESIGN.md's schema plus one `.hgrm`
 //! percentile file per latency series, which HdrHistogram's own tools can plot. [`compare`]
-//! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`].
+//! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`],
+//! [`coord`].
 //!
 //! # Writing a scenario's report
 //!
@@ -30,6 +31,7 @@
 
 pub mod compare;
 pub mod constants;
+pub mod coord;
 pub mod error;
 pub mod hgrm;
 pub mod log;

@@ -1,0 +1,349 @@
+//! The `coord` scenario: one ZooKeeper-protocol load generator against zabflow, against a
+//! real Apache ZooKeeper, or against any running ensemble — and the two side by side.
+//!
+//! A run starts each target fresh ([`target`]), opens the sessions, pre-creates the keys,
+//! warms the target up (the same closed-loop `getData`/`setData` load for every target: a
+//! cold JVM is several times slower for its first ~20 s), then runs each [`Workload`]: a
+//! ramp of [`COORD_RAMP`] and a measured window. Every op of every workload becomes a series
+//! `<op>/<workload>` (`setData/closed/depth=128`, `setData/open/rate=1000`) with the target,
+//! its knobs in `params`, and extras: errors by code, the servers' CPU time per reply
+//! (`server_cpu_us_per_op`, from `/proc/<pid>/stat`) and the generator's.
+//!
+//! With two targets (`--compare`) the series names end in `@<target>` so that both fit one
+//! report, and the report gets ratios `zabflow/zookeeper` per workload: throughput, p99 (the
+//! figure of merit in open loop) and server CPU per op. Single-target runs keep the plain
+//! names, so `zabflow report compare` of a zabflow run and a ZooKeeper run lines them up.
+
+pub mod cpu;
+pub mod load;
+pub mod target;
+pub mod workload;
+
+use crate::constants::{
+    COORD_DEPTH_DEFAULT, COORD_DEPTH_MAX, COORD_OPEN_RATE_DEFAULT, COORD_OPEN_RATE_MAX, COORD_RAMP,
+    COORD_SESSIONS_DEFAULT, COORD_SESSIONS_MAX, COORD_VALUE_BYTES_DEFAULT, COORD_VALUE_BYTES_MAX,
+    COORD_WARMUP_DEFAULT, COORD_WARMUP_SUITE, COORD_WINDOW_DEFAULT, COORD_WINDOW_MAX,
+    COORD_WINDOW_SUITE, COORD_ZNODES_DEFAULT, COORD_ZNODES_MAX,
+};
+use crate::error::{BenchError, Result};
+use crate::progress::Progress;
+use crate::report::{Report, Series, Unit};
+use load::{Keyspace, WorkloadResult};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+pub use target::TargetSpec;
+pub use workload::{Mix, MixOp, Op, Pacing, Workload};
+
+/// Every knob of a coord run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordConfig {
+    /// One target, or two to compare (the first is the numerator of every ratio).
+    pub targets: Vec<TargetSpec>,
+    pub sessions: usize,
+    /// Run in order against each target.
+    pub workloads: Vec<Workload>,
+    pub value_bytes: usize,
+    /// Keys pre-created before the warm-up.
+    pub znodes: usize,
+    /// Load before the first workload, the same for every target.
+    pub warmup: Duration,
+    /// Measured window of each workload (after a ramp of [`COORD_RAMP`]).
+    pub window: Duration,
+    /// Where started servers keep their data (the disk under test), for every target alike.
+    pub data_parent: PathBuf,
+    /// Seeds the sessions' op and key choices.
+    pub seed: u64,
+}
+
+impl CoordConfig {
+    /// The defaults against `targets`: the compare workloads, 16 sessions, 100 B values,
+    /// 1,000 keys, 20 s of warm-up and 10 s windows.
+    pub fn new(targets: Vec<TargetSpec>) -> CoordConfig {
+        CoordConfig {
+            targets,
+            sessions: COORD_SESSIONS_DEFAULT,
+            workloads: compare_workloads(COORD_DEPTH_DEFAULT),
+            value_bytes: COORD_VALUE_BYTES_DEFAULT,
+            znodes: COORD_ZNODES_DEFAULT,
+            warmup: COORD_WARMUP_DEFAULT,
+            window: COORD_WINDOW_DEFAULT,
+            data_parent: std::env::temp_dir(),
+            seed: 1,
+        }
+    }
+
+    /// The default suite's run: zabflow against ZooKeeper (installed when this is root) with
+    /// shorter warm-up and windows; `exe` is the `zabflow` executable.
+    pub fn suite(exe: PathBuf) -> CoordConfig {
+        let targets = vec![
+            TargetSpec::Zabflow { exe, nodes: 1 },
+            TargetSpec::Zookeeper { nodes: 1, install: true },
+        ];
+        CoordConfig { warmup: COORD_WARMUP_SUITE, window: COORD_WINDOW_SUITE, ..Self::new(targets) }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(BenchError::Param(what));
+        if self.targets.is_empty() || self.targets.len() > 2 {
+            return bad(format!("{} targets: give one, or two to compare", self.targets.len()));
+        }
+        if !(1..=COORD_SESSIONS_MAX).contains(&self.sessions) {
+            return bad(format!("--sessions {}: 1..={COORD_SESSIONS_MAX}", self.sessions));
+        }
+        if self.value_bytes > COORD_VALUE_BYTES_MAX || self.znodes == 0 {
+            return bad(format!("--value-bytes ≤ {COORD_VALUE_BYTES_MAX} and --znodes ≥ 1"));
+        }
+        if self.znodes > COORD_ZNODES_MAX || self.workloads.is_empty() {
+            return bad(format!("--znodes ≤ {COORD_ZNODES_MAX}, and at least one workload"));
+        }
+        if self.window.is_zero() || self.window > COORD_WINDOW_MAX || self.warmup > COORD_WINDOW_MAX
+        {
+            return bad(format!("--duration in (0, {COORD_WINDOW_MAX:?}], --warmup ≤ that"));
+        }
+        for workload in &self.workloads {
+            if !(1..=COORD_DEPTH_MAX).contains(&workload.depth) {
+                return bad(format!("--depth {}: 1..={COORD_DEPTH_MAX}", workload.depth));
+            }
+            if let Pacing::Open { rate_per_s } = workload.pacing {
+                if !(1..=COORD_OPEN_RATE_MAX).contains(&rate_per_s) {
+                    return bad(format!("--rate {rate_per_s}: 1..={COORD_OPEN_RATE_MAX}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> serde_json::Value {
+        let targets: Vec<&str> = self.targets.iter().map(TargetSpec::name).collect();
+        let workloads: Vec<String> =
+            self.workloads.iter().map(|w| format!("{} {}", w.mix, w.label())).collect();
+        json!({
+            "targets": targets,
+            "nodes": self.targets[0].nodes(),
+            "sessions": self.sessions,
+            "workloads": workloads,
+            "value_bytes": self.value_bytes,
+            "znodes": self.znodes,
+            "warmup_s": self.warmup.as_secs_f64(),
+            "warmup_mix": warmup_workload(COORD_DEPTH_DEFAULT).mix.to_string(),
+            "ramp_s": COORD_RAMP.as_secs_f64(),
+            "window_s": self.window.as_secs_f64(),
+            "force_sync": true,
+            "seed": self.seed,
+        })
+    }
+}
+
+/// The comparison's workloads: write-heavy and read-heavy closed loop at `depth`, and
+/// `setData` in open loop at [`COORD_OPEN_RATE_DEFAULT`] per second.
+pub fn compare_workloads(depth: usize) -> Vec<Workload> {
+    let closed = |op| Workload { mix: Mix::only(op), pacing: Pacing::Closed, depth };
+    let open_rate = Pacing::Open { rate_per_s: COORD_OPEN_RATE_DEFAULT };
+    vec![
+        closed(MixOp::SetData),
+        closed(MixOp::GetData),
+        Workload { mix: Mix::only(MixOp::SetData), pacing: open_rate, depth },
+    ]
+}
+
+/// The warm-up load: half `getData`, half `setData`, closed loop.
+fn warmup_workload(depth: usize) -> Workload {
+    let mix = Mix::parse("getData=1,setData=1").expect("constant mix parses");
+    Workload { mix, pacing: Pacing::Closed, depth }
+}
+
+/// Runs the scenario and returns its report (unwritten).
+///
+/// # Errors
+/// A bad knob, a target that cannot be started (ZooKeeper not installed: with the command
+/// that installs it), sessions that cannot connect or end during the run.
+pub fn run(config: &CoordConfig) -> Result<Report> {
+    config.validate()?;
+    let mut report = Report::new("coord", config.params());
+    let steps = config.targets.len() * (config.workloads.len() + 2);
+    let progress = Progress::new("coord", steps as u64);
+    let keyspace = Keyspace::new(config.znodes, config.value_bytes, config.seed);
+    let suffix_targets = config.targets.len() > 1;
+    let mut measured: Vec<Vec<WorkloadResult>> = Vec::new();
+    for spec in &config.targets {
+        let results = run_target(config, spec, &keyspace, &progress)?;
+        for (workload, result) in config.workloads.iter().zip(&results) {
+            push_series(&mut report, config, spec, workload, result, suffix_targets);
+        }
+        measured.push(results);
+    }
+    progress.finish();
+    if let [first, second] = measured.as_slice() {
+        push_ratios(&mut report, config, first, second);
+    }
+    Ok(report)
+}
+
+/// Starts `spec`, loads and warms it, runs every workload, and stops it.
+fn run_target(
+    config: &CoordConfig,
+    spec: &TargetSpec,
+    keyspace: &Keyspace,
+    progress: &Progress,
+) -> Result<Vec<WorkloadResult>> {
+    progress.start_step(&format!("{}: start and populate", spec.name()));
+    let running = spec.start(&config.data_parent)?;
+    let pids = running.pids();
+    let depth_max = config.workloads.iter().map(|w| w.depth).max().unwrap_or(1);
+    let clients = load::connect(&running.hosts, config.sessions, depth_max)?;
+    load::populate(&clients[0], keyspace)?;
+    progress.finish_step();
+    progress.start_step(&format!("{}: warm-up {:?}", spec.name(), config.warmup));
+    let warmup = warmup_workload(COORD_DEPTH_DEFAULT.min(depth_max));
+    load::run(&clients, keyspace, &warmup, (config.warmup, Duration::ZERO), &pids)?;
+    progress.finish_step();
+    let mut results = Vec::new();
+    for workload in &config.workloads {
+        progress.start_step(&format!("{}: {} {}", spec.name(), workload.mix, workload.label()));
+        results.push(load::run(&clients, keyspace, workload, (COORD_RAMP, config.window), &pids)?);
+        progress.finish_step();
+    }
+    drop(clients);
+    drop(running);
+    Ok(results)
+}
+
+fn series_name(op: Op, workload: &Workload, spec: &TargetSpec, suffix_target: bool) -> String {
+    let name = format!("{}/{}", op.name(), workload.label());
+    if suffix_target {
+        format!("{name}@{}", spec.name())
+    } else {
+        name
+    }
+}
+
+fn push_series(
+    report: &mut Report,
+    config: &CoordConfig,
+    spec: &TargetSpec,
+    workload: &Workload,
+    result: &WorkloadResult,
+    suffix_target: bool,
+) {
+    let window_s = result.window.as_secs_f64();
+    let replies = result.replies().max(1) as f64;
+    let per_op = |cpu_us: Option<u64>| cpu_us.map(|us| us as f64 / replies);
+    for op in Op::ALL {
+        let op_result = &result.ops[op.index()];
+        if op_result.replies() == 0 {
+            continue;
+        }
+        let (loop_name, rate) = match workload.pacing {
+            Pacing::Closed => ("closed", None),
+            Pacing::Open { rate_per_s } => ("open", Some(rate_per_s)),
+        };
+        let params = json!({
+            "target": spec.name(), "nodes": spec.nodes(), "sessions": config.sessions,
+            "depth": workload.depth, "value_bytes": config.value_bytes, "loop": loop_name,
+            "open_rate_per_s": rate, "mix": workload.mix.to_string(),
+        });
+        let name = series_name(op, workload, spec, suffix_target);
+        let throughput = op_result.count as f64 / window_s;
+        let mut series = Series::new(name, spec.target(), Unit::Ops, throughput)
+            .with_params(params)
+            .with_extra("errors", json!(op_result.errors))
+            .with_extra("errors_total", op_result.replies() - op_result.count)
+            .with_extra("workload_replies_per_s", replies / window_s)
+            .with_extra("server_cpu_us_per_op", json!(per_op(result.server_cpu_us)))
+            .with_extra(
+                "server_cpu_cores",
+                json!(result.server_cpu_us.map(|us| us as f64 / 1e6 / window_s)),
+            )
+            .with_extra("generator_cpu_us_per_op", json!(per_op(result.generator_cpu_us)));
+        if op_result.count > 0 {
+            series = series.with_histogram(&op_result.histogram);
+        }
+        report.push_series(series);
+    }
+}
+
+/// `<op>/<workload> throughput|p99|server_cpu_us_per_op <first>/<second>` per workload.
+fn push_ratios(
+    report: &mut Report,
+    config: &CoordConfig,
+    first: &[WorkloadResult],
+    second: &[WorkloadResult],
+) {
+    let names = format!("{}/{}", config.targets[0].name(), config.targets[1].name());
+    for ((workload, a), b) in config.workloads.iter().zip(first).zip(second) {
+        let Some(op) = workload_op(workload, a) else { continue };
+        let label = format!("{}/{}", op.name(), workload.label());
+        let (a_op, b_op) = (&a.ops[op.index()], &b.ops[op.index()]);
+        let ratio = |x: f64, y: f64| (y > 0.0).then(|| x / y);
+        if let Pacing::Open { .. } = workload.pacing {
+            let p99 = |r: &load::OpResult| r.histogram.value_at_quantile(0.99) as f64;
+            if let Some(value) = ratio(p99(a_op), p99(b_op)) {
+                report.push_ratio(format!("{label} p99 {names}"), value);
+            }
+        } else if let Some(value) = ratio(a_op.count as f64, b_op.count as f64) {
+            report.push_ratio(format!("{label} throughput {names}"), value);
+        }
+        let cpu =
+            |r: &WorkloadResult| r.server_cpu_us.map(|us| us as f64 / r.replies().max(1) as f64);
+        if let (Some(x), Some(y)) = (cpu(a), cpu(b)) {
+            if let Some(value) = ratio(x, y) {
+                report.push_ratio(format!("{label} server_cpu_us_per_op {names}"), value);
+            }
+        }
+    }
+}
+
+/// The op a workload's ratios compare: its only op, or for a mix the one most replied to.
+fn workload_op(workload: &Workload, result: &WorkloadResult) -> Option<Op> {
+    let op = match workload.mix.single() {
+        Some(MixOp::CreateDelete) | None => {
+            Op::ALL.into_iter().max_by_key(|op| result.ops[op.index()].replies())?
+        }
+        Some(mix_op) => Op::ALL.into_iter().find(|op| op.name() == mix_op.name())?,
+    };
+    Some(op)
+}
+
+/// The compare table of a two-target report: per workload, both targets' throughput,
+/// p50/p99, server CPU per op, and the ratio.
+pub fn side_by_side(report: &Report) -> String {
+    let targets: Vec<String> = report.params["targets"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let [first, second] = targets.as_slice() else { return String::new() };
+    let mut text = format!(
+        "{:<28} {:>10} {:>10} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>7} {:>7}\n",
+        "series",
+        format!("{first}/s"),
+        format!("{second}/s"),
+        "ratio",
+        format!("p50 {}", &first[..2]),
+        format!("p50 {}", &second[..2]),
+        format!("p99 {}", &first[..2]),
+        format!("p99 {}", &second[..2]),
+        "cpu/op",
+        "cpu/op"
+    );
+    for a in report.series.iter().filter(|s| s.name.ends_with(&format!("@{first}"))) {
+        let base = a.name.trim_end_matches(&format!("@{first}"));
+        let Some(b) = report.series_named(&format!("{base}@{second}")) else { continue };
+        let latency = |s: &Series| s.latency_us.map(|l| (l.p50, l.p99)).unwrap_or((0.0, 0.0));
+        let cpu = |s: &Series| s.extra.get("server_cpu_us_per_op").and_then(|v| v.as_f64());
+        let cpu_text = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}us"));
+        let ratio =
+            if b.throughput_per_s > 0.0 { a.throughput_per_s / b.throughput_per_s } else { 0.0 };
+        let _ = writeln!(
+            text,
+            "{base:<28} {:>10.0} {:>10.0} {ratio:>6.2}x | {:>7.0}us {:>7.0}us | {:>7.0}us {:>7.0}us | {:>7} {:>7}",
+            a.throughput_per_s, b.throughput_per_s, latency(a).0, latency(b).0,
+            latency(a).1, latency(b).1, cpu_text(cpu(a)), cpu_text(cpu(b))
+        );
+    }
+    for ratio in &report.ratios {
+        let _ = writeln!(text, "{:<60} {:>8.3}", ratio.name, ratio.value);
+    }
+    text
+}
