@@ -211,3 +211,32 @@ impl Connection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let socket = TcpStream::from_std(server);
+        (Connection::new(1, socket, peer, Instant::now()), client)
+    }
+
+    #[test]
+    fn a_closing_connection_is_finished_only_when_it_owes_nothing() {
+        let (mut connection, _client) = connection();
+        assert!(!connection.finished(), "not closing");
+        connection.close_after_flush = true;
+        connection.pending.push_back(Pending::Write { xid: 7 });
+        assert!(!connection.finished(), "a request read before the close is unanswered");
+        connection.pending.clear();
+        connection.queue_bytes(b"reply");
+        assert!(!connection.finished(), "its reply is not written yet");
+        connection.flush().unwrap();
+        assert!(connection.finished());
+        assert!(connection.read_blocked(), "a closing connection reads nothing more");
+    }
+}
