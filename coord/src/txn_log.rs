@@ -56,6 +56,8 @@ impl TxnLog {
         let options = LogOptions {
             segment_bytes: TXN_LOG_SEGMENT_BYTES,
             durability,
+            // Small durable appends: every fdatasync should flush data only (see zero_fill).
+            zero_fill: true,
             ..LogOptions::default()
         };
         let log = Log::open(dir, options).map_err(log_error)?;

@@ -48,8 +48,26 @@ fn check_all(log: &Log) {
 #[test]
 fn append_read_roll_reopen_truncate() {
     for backend in BACKENDS {
+        roll_reopen_truncate(options(backend, 4096));
+    }
+}
+
+/// Zero-filled segments (prepared by a background spare) behave exactly like reserved ones,
+/// and need reserved space.
+#[test]
+fn zero_filled_segments_roll_reopen_truncate() {
+    for backend in BACKENDS {
+        roll_reopen_truncate(LogOptions { zero_fill: true, ..options(backend, 4096) });
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sparse = LogOptions { zero_fill: true, preallocate: false, ..LogOptions::default() };
+    assert!(matches!(Log::open(dir.path(), sparse), Err(Error::InvalidOptions(_))));
+}
+
+fn roll_reopen_truncate(options: LogOptions) {
+    {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = Log::open(dir.path(), options(backend, 4096)).expect("open");
+        let mut log = Log::open(dir.path(), options.clone()).expect("open");
         assert_eq!((log.first_offset(), log.next_offset()), (0, 0));
         append_range(&mut log, 300, 7);
         log.roll().expect("roll");
@@ -57,7 +75,7 @@ fn append_read_roll_reopen_truncate() {
         append_range(&mut log, 50, 50);
         check_all(&log);
         drop(log);
-        let mut log = Log::open(dir.path(), options(backend, 4096)).expect("reopen");
+        let mut log = Log::open(dir.path(), options.clone()).expect("reopen");
         assert_eq!(log.recovery().torn_bytes_dropped, 0);
         assert_eq!(log.next_offset(), 350);
         check_all(&log);
@@ -71,7 +89,7 @@ fn append_read_roll_reopen_truncate() {
         let first = log.first_offset();
         assert!(matches!(log.reader().read(first - 1), Err(Error::OffsetOutOfRange { .. })));
         drop(log);
-        let log = Log::open(dir.path(), options(backend, 4096)).expect("reopen");
+        let log = Log::open(dir.path(), options.clone()).expect("reopen");
         assert_eq!((log.first_offset(), log.next_offset()), (first, 163));
         check_all(&log);
     }

@@ -87,7 +87,8 @@ pub(crate) fn sync_directory(dir: &Path) -> Result<(), Error> {
     directory.sync_all().map_err(|e| Error::io(context(), e))
 }
 
-/// Reserves `bytes` for `file` with fallocate, or sets its size where that is unsupported.
+/// Reserves `bytes` for `file` with fallocate (or sets its size where that is unsupported);
+/// without `reserve` the file is sparse (used by the full-disk tests).
 fn preallocate(file: &File, bytes: u64, reserve: bool) -> io::Result<()> {
     if reserve {
         // SAFETY: fallocate only reads its integer arguments; the descriptor is open.
@@ -101,6 +102,18 @@ fn preallocate(file: &File, bytes: u64, reserve: bool) -> io::Result<()> {
         }
     }
     file.set_len(bytes)
+}
+
+/// Writes zeros over `[start, end)` of `file`, [`ZERO_CHUNK_BYTES`] per call.
+fn write_zeros(file: &File, start: u64, end: u64) -> io::Result<()> {
+    let zeros = vec![0_u8; ZERO_CHUNK_BYTES.min(end.saturating_sub(start) as usize)];
+    let mut position = start;
+    while position < end {
+        let length = (end - position).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..length], position)?;
+        position += length as u64;
+    }
+    Ok(())
 }
 
 /// Creates the segment file for `base_offset` of `file_bytes` bytes, durably.
@@ -122,6 +135,44 @@ pub(crate) fn create_segment(
     };
     std::fs::rename(&temporary, &path)
         .map_err(|e| Error::io(format!("rename {}", temporary.display()), e))?;
+    sync_directory(dir)?;
+    Ok((path, file))
+}
+
+/// Name of the spare segment: a file already sized and zero-filled, prepared in the
+/// background so that rolling to a new segment does not wait for its zeros.
+const SPARE_FILE_NAME: &str = "spare.tmp";
+
+/// Prepares the spare segment file in `dir`: `file_bytes` long, reserved, zero-filled (see
+/// `LogOptions::zero_fill`) and synced. Its header is written when it becomes a segment.
+pub(crate) fn create_spare(dir: &Path, file_bytes: u64) -> Result<File, Error> {
+    let path = dir.join(SPARE_FILE_NAME);
+    let result = write_new_segment(&path, &[], file_bytes, true).and_then(|file| {
+        let context = || format!("zero-fill {}", path.display());
+        write_zeros(&file, 0, file_bytes).map_err(|e| Error::io(context(), e))?;
+        file.sync_data().map_err(|e| Error::io(context(), e))?;
+        Ok(file)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+/// Turns the spare `file` (see [`create_spare`]) into the segment for `base_offset`,
+/// durably: header written and synced, file renamed into place, directory synced.
+pub(crate) fn promote_spare(
+    dir: &Path,
+    base_offset: u64,
+    file: File,
+) -> Result<(PathBuf, File), Error> {
+    let spare = dir.join(SPARE_FILE_NAME);
+    let path = dir.join(segment_name(base_offset));
+    let context = |what: &str| format!("{what} {}", spare.display());
+    file.write_all_at(&encode_header(base_offset), 0)
+        .map_err(|e| Error::io(context("write"), e))?;
+    file.sync_data().map_err(|e| Error::io(context("fsync"), e))?;
+    std::fs::rename(&spare, &path).map_err(|e| Error::io(context("rename"), e))?;
     sync_directory(dir)?;
     Ok((path, file))
 }
@@ -170,14 +221,7 @@ pub(crate) fn zero_range(file: &File, start: u64, end: u64) -> io::Result<()> {
             return Err(error);
         }
     }
-    let zeros = vec![0u8; ZERO_CHUNK_BYTES];
-    let mut position = start;
-    while position < end {
-        let bytes = (end - position).min(ZERO_CHUNK_BYTES as u64) as usize;
-        file.write_all_at(&zeros[..bytes], position)?;
-        position += bytes as u64;
-    }
-    Ok(())
+    write_zeros(file, start, end)
 }
 
 /// One past the last byte of `file` that may hold data: bytes past it lie in holes and read

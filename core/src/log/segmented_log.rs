@@ -7,14 +7,15 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::backend::{probe_uring, Backend, PwriteBackend};
 use super::frame::{encode_frame, frame_bytes};
 use super::reader::{LogReader, SharedState};
 use super::segment::{
-    create_segment, data_end, decode_header, map_segment, parse_segment_name, scan_segment,
-    segment_name, sync_directory, write_new_segment, zero_range, IndexEntry, SegmentView, Tail,
-    TEMPORARY_SUFFIX,
+    create_segment, create_spare, data_end, decode_header, map_segment, parse_segment_name,
+    promote_spare, scan_segment, segment_name, sync_directory, write_new_segment, zero_range,
+    IndexEntry, SegmentView, Tail, TEMPORARY_SUFFIX,
 };
 use super::{BackendChoice, BackendKind, Durability, LogOptions};
 use crate::constants::{
@@ -112,6 +113,8 @@ pub struct Log {
     index_buffer: Vec<IndexEntry>,
     counters: Arc<Counters>,
     poisoned: Option<String>,
+    /// The next segment's file, being zero-filled in the background (with `preallocate`).
+    spare: Option<JoinHandle<Result<File, Error>>>,
 }
 
 impl Log {
@@ -131,7 +134,7 @@ impl Log {
         };
         let mut bases = list_segments(dir)?;
         if bases.is_empty() {
-            create_segment(dir, 0, options.segment_bytes, options.preallocate)?;
+            create_new_segment(dir, 0, &options)?;
             bases.push(0);
         }
         let (mut views, mut last_file) = recover_segments(dir, &bases, &mut recovery)?;
@@ -164,7 +167,9 @@ impl Log {
             index_buffer: Vec::new(),
             counters: Arc::new(Counters::default()),
             poisoned: None,
-        })
+            spare: None,
+        }
+        .with_spare())
     }
 
     /// What recovery found when the log was opened.
@@ -327,9 +332,9 @@ impl Log {
             self.sync_active()?;
         }
         let base = self.active.next_offset;
-        let created =
-            create_segment(&self.dir, base, self.options.segment_bytes, self.options.preallocate)
-                .and_then(|(path, file)| Ok((map_segment(&path, &file)?, path, file)));
+        let created = self
+            .create_next_segment(base)
+            .and_then(|(path, file)| Ok((map_segment(&path, &file)?, path, file)));
         let (map, path, file) = match created {
             Ok(created) => created,
             Err(error) => {
@@ -350,6 +355,44 @@ impl Log {
             attempted_end: SEGMENT_HEADER_BYTES,
         };
         Ok(())
+    }
+
+    /// Creates the segment for `base`: from the spare when one is ready, else directly; then
+    /// starts preparing the next spare.
+    fn create_next_segment(&mut self, base: u64) -> Result<(PathBuf, File), Error> {
+        let spare = self.spare.take().map(|handle| handle.join().expect("spare thread panicked"));
+        let created = match spare {
+            Some(Ok(file)) if file_bytes_of(&file) == Some(self.options.segment_bytes) => {
+                promote_spare(&self.dir, base, file)
+            }
+            // A spare that failed (e.g. the disk was full then) is retried in place, so the
+            // error the caller sees is the current one.
+            _ => create_new_segment(&self.dir, base, &self.options),
+        };
+        if created.is_ok() {
+            self.start_spare();
+        }
+        created
+    }
+
+    /// Starts zero-filling the next segment's file on a background thread (with
+    /// `zero_fill`).
+    fn start_spare(&mut self) {
+        if !self.options.zero_fill || self.spare.is_some() {
+            return;
+        }
+        let dir = self.dir.clone();
+        let file_bytes = self.options.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("zabflow-log-spare".to_string())
+            .spawn(move || create_spare(&dir, file_bytes));
+        // Without a thread the next roll creates its segment in place: slower, not wrong.
+        self.spare = spawned.ok();
+    }
+
+    fn with_spare(mut self) -> Log {
+        self.start_spare();
+        self
     }
 
     /// Makes the batch just written visible to readers.
@@ -559,6 +602,9 @@ fn validate_options(options: &LogOptions) -> Result<(), Error> {
             "segment_bytes {bytes} outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}"
         )));
     }
+    if options.zero_fill && !options.preallocate {
+        return Err(Error::InvalidOptions("zero_fill needs preallocate".to_string()));
+    }
     Ok(())
 }
 
@@ -647,10 +693,39 @@ fn resize_empty_last_segment(
         return Ok(None);
     }
     let base = last.base_offset;
-    let (path, file) = create_segment(dir, base, options.segment_bytes, options.preallocate)?;
+    let (path, file) = create_new_segment(dir, base, options)?;
     let map = map_segment(&path, &file)?;
     let view = SegmentView::new(base, path, map, (base, SEGMENT_HEADER_BYTES), Vec::new());
     Ok(Some((Arc::new(view), file)))
+}
+
+impl Drop for Log {
+    /// Waits for the spare's thread, so that no file of this log is written after it closes
+    /// (a later `Log::open` of the directory removes the spare and may prepare its own).
+    fn drop(&mut self) {
+        if let Some(handle) = self.spare.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Creates the segment for `base` in place: zero-filled first (through a spare) when the
+/// options ask for it.
+fn create_new_segment(
+    dir: &Path,
+    base: u64,
+    options: &LogOptions,
+) -> Result<(PathBuf, File), Error> {
+    if options.zero_fill {
+        let spare = create_spare(dir, options.segment_bytes)?;
+        promote_spare(dir, base, spare)
+    } else {
+        create_segment(dir, base, options.segment_bytes, options.preallocate)
+    }
+}
+
+fn file_bytes_of(file: &File) -> Option<u64> {
+    file.metadata().ok().map(|metadata| metadata.len())
 }
 
 /// Opens, verifies and indexes every segment; repairs a torn tail of the last one.
