@@ -49,7 +49,7 @@ const _: () =
 pub const LOG_FLOOR_BYTES: [usize; 2] = [4096, 1 << 20];
 /// Size of the file the floors cycle through (written and synced in full before measuring).
 pub const LOG_FLOOR_FILE_BYTES: u64 = 64 << 20;
-/// Measured time per log series in a default run (2 floors + 12 cases per backend).
+/// Measured time per log series in a default run (2 floors + 14 cases per backend).
 pub const LOG_SERIES_DURATION_DEFAULT: Duration = Duration::from_secs(1);
 /// Measured time per log series with `--quick`.
 pub const LOG_SERIES_DURATION_QUICK: Duration = Duration::from_millis(200);

@@ -16,7 +16,9 @@
 //!   (`Log::into_group_commit`), one 100 B record per call: appenders that arrive while an
 //!   fsync is in flight ride the next one, so acknowledged records per second can exceed the
 //!   floor's fsyncs per second many times over;
-//! - both backends, io_uring and pwrite, when the kernel allows io_uring.
+//! - both backends, io_uring and pwrite, when the kernel allows io_uring;
+//! - `/zero-fill` series: segments zero-filled ahead of use (`LogOptions::zero_fill`), as the
+//!   transaction log opens its log, for single and 64 group-committing 100 B appenders.
 //!
 //! Each series reports acknowledged records per second, `fsyncs_per_s`, `mb_per_s` (payload)
 //! and `floor_ratio`: records/s over the floor's fsyncs/s for small records, MB/s over the
@@ -82,17 +84,21 @@ pub struct Case {
     /// Concurrent appenders; 1 appends directly, more share the log through group commit.
     pub appenders: usize,
     pub durability: Durability,
+    /// Segments zero-filled ahead of use (`LogOptions::zero_fill`, as the coordination
+    /// service's transaction log opens its log).
+    pub zero_fill: bool,
 }
 
 impl Case {
-    /// `io_uring/100B/batch=1/appenders=64/durable`.
+    /// `io_uring/100B/batch=1/appenders=64/durable`, with `/zero-fill` when it applies.
     pub fn name(&self) -> String {
         let durability = match self.durability {
             Durability::Durable => "durable",
             Durability::Buffered => "buffered",
         };
+        let zero_fill = if self.zero_fill { "/zero-fill" } else { "" };
         format!(
-            "{}/{}B/batch={}/appenders={}/{durability}",
+            "{}/{}B/batch={}/appenders={}/{durability}{zero_fill}",
             self.backend.name(),
             self.record_bytes,
             self.batch,
@@ -105,28 +111,31 @@ impl Case {
     }
 }
 
-/// The cases of a run for one backend: (record bytes, batch, appenders, durability).
-const CASE_SHAPES: [(usize, usize, usize, Durability); 12] = [
-    (100, 1, 1, Durability::Durable),
-    (100, 64, 1, Durability::Durable),
-    (100, 1024, 1, Durability::Durable),
-    (1024, 1, 1, Durability::Durable),
-    (1024, 64, 1, Durability::Durable),
-    (65536, 1, 1, Durability::Durable),
-    (65536, 16, 1, Durability::Durable),
-    (100, 1024, 1, Durability::Buffered),
-    (65536, 16, 1, Durability::Buffered),
-    (100, 1, 8, Durability::Durable),
-    (100, 1, 64, Durability::Durable),
-    (100, 1, 64, Durability::Buffered),
+/// The cases of a run for one backend: (record bytes, batch, appenders, durability,
+/// zero-fill).
+const CASE_SHAPES: [(usize, usize, usize, Durability, bool); 14] = [
+    (100, 1, 1, Durability::Durable, false),
+    (100, 64, 1, Durability::Durable, false),
+    (100, 1024, 1, Durability::Durable, false),
+    (1024, 1, 1, Durability::Durable, false),
+    (1024, 64, 1, Durability::Durable, false),
+    (65536, 1, 1, Durability::Durable, false),
+    (65536, 16, 1, Durability::Durable, false),
+    (100, 1024, 1, Durability::Buffered, false),
+    (65536, 16, 1, Durability::Buffered, false),
+    (100, 1, 8, Durability::Durable, false),
+    (100, 1, 64, Durability::Durable, false),
+    (100, 1, 64, Durability::Buffered, false),
+    (100, 1, 1, Durability::Durable, true),
+    (100, 1, 64, Durability::Durable, true),
 ];
 
 /// Every case of a run over `backends`, in the order they run.
 pub fn cases(backends: &[BackendKind]) -> Vec<Case> {
     let mut cases = Vec::new();
     for &backend in backends {
-        for (record_bytes, batch, appenders, durability) in CASE_SHAPES {
-            cases.push(Case { backend, record_bytes, batch, appenders, durability });
+        for (record_bytes, batch, appenders, durability, zero_fill) in CASE_SHAPES {
+            cases.push(Case { backend, record_bytes, batch, appenders, durability, zero_fill });
         }
     }
     cases
@@ -241,7 +250,12 @@ fn measure_case(dir: &Path, case: &Case, duration: Duration) -> Result<Measureme
         BackendKind::IoUring => BackendChoice::IoUring,
         BackendKind::Pwrite => BackendChoice::Pwrite,
     };
-    let options = LogOptions { backend, durability: case.durability, ..LogOptions::default() };
+    let options = LogOptions {
+        backend,
+        durability: case.durability,
+        zero_fill: case.zero_fill,
+        ..LogOptions::default()
+    };
     let log = Log::open(dir, options)?;
     assert_eq!(log.backend(), case.backend, "Log::open honours an explicit backend");
     if case.group_commit() {
@@ -352,6 +366,7 @@ fn case_series(case: &Case, measurement: &Measurement) -> Series {
             "batch": case.batch,
             "appenders": case.appenders,
             "durable": case.durability == Durability::Durable,
+            "zero_fill": case.zero_fill,
         }))
         .with_histogram(&measurement.histogram)
         .with_extra("records_total", measurement.records)
@@ -397,6 +412,10 @@ fn push_ratios(report: &mut Report, backends: &[BackendKind]) {
             (
                 format!("{b}/1MiB-batches/floor-bandwidth"),
                 format!("{b}/65536B/batch=16/appenders=1/durable"),
+            ),
+            (
+                format!("{b}/group-commit-64-zero-fill/floor-fsyncs"),
+                format!("{b}/100B/batch=1/appenders=64/durable/zero-fill"),
             ),
         ];
         for (ratio_name, series_name) in headlines {
@@ -458,6 +477,7 @@ mod tests {
             batch: 1,
             appenders: 64,
             durability: Durability::Durable,
+            zero_fill: false,
         };
         assert_eq!(case.name(), "pwrite/100B/batch=1/appenders=64/durable");
         let names: Vec<String> = cases(&[BackendKind::Pwrite]).iter().map(Case::name).collect();

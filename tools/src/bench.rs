@@ -95,7 +95,7 @@ impl RingArgs {
 /// Knobs of `zabflow bench log`; unset knobs take the scenario's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LogArgs {
-    /// Measured time per series (2 floors + 12 per backend), e.g. `1s` [default: 1s, 200ms
+    /// Measured time per series (2 floors + 14 per backend), e.g. `1s` [default: 1s, 200ms
     /// quick].
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
