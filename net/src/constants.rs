@@ -75,3 +75,6 @@ pub const CLIENT_SERVERS_MAX: usize = 64;
 const _: () = assert!(CLIENT_SET_WATCHES_BYTES_MAX < PACKET_BYTES_MAX_DEFAULT);
 const _: () = assert!(CLIENT_IN_FLIGHT_MAX_DEFAULT <= i32::MAX as usize);
 const _: () = assert!(CLIENT_REQUEST_QUEUE_CAPACITY_DEFAULT <= CLIENT_IN_FLIGHT_MAX_DEFAULT);
+
+/// How long a four-letter-word exchange may take, to connect and again to read the answer.
+pub const FOUR_LETTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -19,14 +19,15 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use zabflow_net::client::four_letter_word;
 
 /// How to install the reference server, quoted by every "not installed" error.
 pub const INSTALL_HINT: &str = "install Apache ZooKeeper 3.8 with \
@@ -45,9 +46,6 @@ pub const ENSEMBLE_NODES_MAX: usize = 7;
 const LOG_TAIL_LINES: usize = 40;
 /// Pause between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
-/// Timeout of one four-letter-word exchange.
-const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A harness failure, with a message that says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HarnessError(pub String);
@@ -452,19 +450,6 @@ fn stop_child(mut child: Child, signal: i32, timeout: Duration) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Sends a four-letter word to `address` and reads the answer to the end.
-///
-/// # Errors
-/// Any I/O error of the exchange.
-pub fn four_letter_word(address: SocketAddr, word: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, FOUR_LETTER_TIMEOUT)?;
-    stream.set_read_timeout(Some(FOUR_LETTER_TIMEOUT))?;
-    stream.write_all(word.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
 }
 
 /// `count` distinct free loopback ports (bound once, then released).

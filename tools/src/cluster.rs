@@ -12,8 +12,7 @@
 //! SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL; `start N` starts a
 //! stopped node again. One node (standalone) for now; ensembles come with replication.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 
 use crate::error::ToolError;
+use zabflow_net::client::four_letter_word;
 
 /// How long `up`/`start` wait for a node to answer, and `down` for one to exit.
 const NODE_WAIT: Duration = Duration::from_secs(15);
@@ -166,22 +166,12 @@ fn start_node(node: &Path, id: u32) -> Result<(), ToolError> {
     let address = client_address(node)?;
     let deadline = Instant::now() + NODE_WAIT;
     while Instant::now() < deadline {
-        if four_letter(address, "ruok").is_ok_and(|reply| reply == "imok") {
+        if four_letter_word(address, "ruok").is_ok_and(|reply| reply == "imok") {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(fail(format!("node {id} did not answer on {address}; see {}", log_path.display())))
-}
-
-/// Sends a four-letter word and returns the reply.
-fn four_letter(address: SocketAddr, word: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(word.as_bytes())?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
 }
 
 fn nodes(dir: &Path) -> Vec<(u32, PathBuf)> {
@@ -202,7 +192,7 @@ fn status(dir: &Path) -> Result<(), ToolError> {
     for (id, node) in nodes(dir) {
         let address = client_address(&node)?;
         let pid = read_pid(&node).filter(|&pid| alive(pid));
-        match (pid, four_letter(address, "srvr")) {
+        match (pid, four_letter_word(address, "srvr")) {
             (Some(pid), Ok(reply)) => {
                 println!("node {id} (pid {pid}) {address}:");
                 reply.lines().for_each(|line| println!("  {line}"));

@@ -12,11 +12,11 @@
 use crate::constants::{COORD_SERVER_WAIT, COORD_TICK_TIME_MS};
 use crate::error::{BenchError, Result};
 use crate::report::Target;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use zabflow_net::client::four_letter_word;
 use zabflow_tests::real_zookeeper::{self, RealZooKeeper, ZooKeeperOptions};
 
 /// Which servers to measure.
@@ -195,7 +195,7 @@ impl ZabflowNode {
     fn wait_until_serving(&mut self) -> Result<()> {
         let deadline = Instant::now() + COORD_SERVER_WAIT;
         while Instant::now() < deadline {
-            if four_letter(self.address, "ruok").is_ok_and(|reply| reply == "imok") {
+            if four_letter_word(self.address, "ruok").is_ok_and(|reply| reply == "imok") {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -237,14 +237,4 @@ fn free_port() -> Result<u16> {
         .map_err(|error| target_error("cannot find a free port", error))?;
     let port = listener.local_addr().map_err(|e| target_error("cannot find a free port", e))?;
     Ok(port.port())
-}
-
-/// Sends a four-letter word and returns the reply.
-fn four_letter(address: SocketAddr, word: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(word.as_bytes())?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
 }

@@ -34,6 +34,7 @@
 
 mod config;
 mod connection;
+mod four_letter;
 mod session;
 mod watch_registry;
 
@@ -45,6 +46,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use config::ClientConfig;
+pub use four_letter::four_letter_word;
 use session::{SessionLoop, Shared, Sink, Submission, WAKER};
 
 use crate::error::{ZkError, ZkResult};
