@@ -58,3 +58,36 @@ const _: () = assert!(SEGMENT_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(INDEX_INTERVAL_RECORDS > 0);
 const _: () = assert!(GROUP_COMMIT_REQUESTS_MAX > 0 && GROUP_COMMIT_BATCHES >= 2);
 const _: () = assert!(GROUP_COMMIT_PENDING_BYTES_MAX as u64 > FRAME_HEADER_BYTES);
+
+/// Key groups of a job when the caller does not choose: the job's maximum parallelism, the
+/// unit in which keyed state is assigned to shards (and, later, snapshotted and rescaled).
+pub const KEY_GROUPS_DEFAULT: usize = 128;
+
+/// Largest number of key groups a job may have.
+pub const KEY_GROUPS_MAX: usize = 1 << 15;
+
+/// Largest number of shards (threads) of one job; the exchange mesh has `shards²` rings.
+pub const SHARDS_MAX: usize = 256;
+
+/// Slots of every exchange ring when the caller does not choose (items, not bytes).
+pub const RING_SLOTS_DEFAULT: usize = 4096;
+
+/// Largest number of slots of one exchange ring.
+pub const RING_SLOTS_MAX: usize = 1 << 20;
+
+/// Records a shard pulls from its source at once, and so the most records a shard stages
+/// for one target before it must hand them to that target's ring.
+pub const SOURCE_BATCH_RECORDS_DEFAULT: usize = 1024;
+
+/// Largest source batch a job accepts.
+pub const SOURCE_BATCH_RECORDS_MAX: usize = 1 << 16;
+
+/// Empty polls of a shard's loop before it yields its core (then it keeps polling, yielding
+/// after each empty round): spinning keeps latency low on a dedicated core, yielding keeps
+/// an oversubscribed machine (more shards than cores) moving.
+pub const SHARD_IDLE_SPINS_MAX: u32 = 64;
+
+const _: () = assert!(KEY_GROUPS_DEFAULT <= KEY_GROUPS_MAX && KEY_GROUPS_DEFAULT > 0);
+const _: () = assert!(SHARDS_MAX <= KEY_GROUPS_MAX);
+const _: () = assert!(RING_SLOTS_DEFAULT <= RING_SLOTS_MAX);
+const _: () = assert!(SOURCE_BATCH_RECORDS_DEFAULT <= SOURCE_BATCH_RECORDS_MAX);

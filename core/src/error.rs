@@ -38,6 +38,15 @@ pub enum Error {
     /// The group-commit writer thread is gone.
     #[error("the group-commit writer has stopped")]
     WriterStopped,
+    /// A stream job's configuration is inconsistent (zero shards, too few key groups, ...).
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// A user operator panicked on a shard; the job stopped.
+    #[error("operator `{operator}` panicked on shard {shard}: {message}")]
+    OperatorPanicked { operator: String, shard: usize, message: String },
+    /// A shard stopped because another shard of the job failed first.
+    #[error("shard {shard} stopped because another shard of the job failed")]
+    JobAborted { shard: usize },
 }
 
 impl Error {
@@ -71,6 +80,13 @@ impl Error {
             Error::Locked { dir } => Error::Locked { dir: dir.clone() },
             Error::Poisoned(message) => Error::Poisoned(message.clone()),
             Error::WriterStopped => Error::WriterStopped,
+            Error::InvalidJob(message) => Error::InvalidJob(message.clone()),
+            Error::OperatorPanicked { operator, shard, message } => Error::OperatorPanicked {
+                operator: operator.clone(),
+                shard: *shard,
+                message: message.clone(),
+            },
+            Error::JobAborted { shard } => Error::JobAborted { shard: *shard },
         }
     }
 
