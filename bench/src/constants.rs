@@ -111,3 +111,19 @@ const _: () = assert!(COORD_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);
 const _: () = assert!(COORD_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
 const _: () = assert!(COORD_WARMUP_SUITE.as_nanos() <= COORD_WARMUP_DEFAULT.as_nanos());
 const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_nanos());
+
+/// Events per series of the pipeline scenario in a default run.
+pub const PIPELINE_EVENTS_DEFAULT: u64 = 200_000_000;
+/// Events per series with `--quick`.
+pub const PIPELINE_EVENTS_QUICK: u64 = 20_000_000;
+/// Upper bound on the events of one pipeline series.
+pub const PIPELINE_EVENTS_MAX: u64 = 1 << 40;
+/// Distinct keys of the pipeline scenario's generator.
+pub const PIPELINE_KEYS: u64 = 100_000;
+/// Size of the pipeline scenario's tumbling windows, in milliseconds of event time.
+pub const PIPELINE_WINDOW_MS: u64 = 1000;
+/// Events per second of event time: with 100k keys, about 100 events per key per window.
+pub const PIPELINE_EVENT_TIME_DENSITY: u64 = 10_000_000;
+
+const _: () = assert!(PIPELINE_EVENTS_QUICK <= PIPELINE_EVENTS_DEFAULT);
+const _: () = assert!(PIPELINE_EVENTS_DEFAULT <= PIPELINE_EVENTS_MAX);

@@ -4,7 +4,7 @@
 //! then writes a [`Report`] directory: `summary.json` in DESIGN.md's schema plus one `.hgrm`
 //! percentile file per latency series, which HdrHistogram's own tools can plot. [`compare`]
 //! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`],
-//! [`coord`].
+//! [`coord`], [`pipeline`].
 //!
 //! # Writing a scenario's report
 //!
@@ -36,6 +36,7 @@ pub mod error;
 pub mod hgrm;
 pub mod log;
 pub mod machine;
+pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use zabflow_bench::compare;
 use zabflow_bench::coord::{self, CoordConfig, Mix, MixOp, Pacing, TargetSpec, Workload};
 use zabflow_bench::log::{self, LogConfig};
+use zabflow_bench::pipeline::{self, PipelineConfig};
 use zabflow_bench::report::Report;
 use zabflow_bench::ring::{self, RingConfig};
 use zabflow_core::log::BackendKind;
@@ -46,6 +47,9 @@ pub enum Scenario {
     /// against a fresh zabflow node, a fresh Apache ZooKeeper, both (`--compare`), or any
     /// running ensemble.
     Coord(CoordArgs),
+    /// Stream jobs on the engine: map + filter, and a keyed 1 s tumbling count over 100k
+    /// keys through the rtrb mesh, at 1 and 2 shards (throughput only).
+    Pipeline(PipelineArgs),
 }
 
 /// The default suite, in the order it runs.
@@ -54,6 +58,7 @@ fn suite() -> Vec<Scenario> {
         Scenario::Ring(RingArgs::default()),
         Scenario::Log(LogArgs::default()),
         Scenario::Coord(CoordArgs { suite: true, ..CoordArgs::default() }),
+        Scenario::Pipeline(PipelineArgs::default()),
     ]
 }
 
@@ -63,8 +68,35 @@ fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
         Scenario::Ring(args) => ring::run(&args.config(quick))?,
         Scenario::Log(args) => log::run(&args.config(quick))?,
         Scenario::Coord(args) => coord::run(&args.config(quick)?)?,
+        Scenario::Pipeline(args) => pipeline::run(&args.config(quick))?,
     };
     Ok(report)
+}
+
+/// Knobs of `zabflow bench pipeline`; unset knobs take the scenario's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PipelineArgs {
+    /// Events per series, over all shards [default: 200000000, 20000000 quick].
+    #[arg(long)]
+    events: Option<u64>,
+    /// Slots of every exchange ring [default: 4096].
+    #[arg(long)]
+    ring_slots: Option<usize>,
+    /// Records a shard pulls from its source at once [default: 1024].
+    #[arg(long)]
+    batch: Option<usize>,
+}
+
+impl PipelineArgs {
+    fn config(&self, quick: bool) -> PipelineConfig {
+        let defaults = PipelineConfig::new(quick);
+        PipelineConfig {
+            events: self.events.unwrap_or(defaults.events),
+            ring_slots: self.ring_slots.unwrap_or(defaults.ring_slots),
+            batch_records: self.batch.unwrap_or(defaults.batch_records),
+            ..defaults
+        }
+    }
 }
 
 /// Knobs of `zabflow bench ring`; unset knobs take the scenario's defaults.
