@@ -116,9 +116,12 @@ impl KeyGroups {
         key_group * self.shards / self.key_groups
     }
 
-    /// The shard owning a key.
+    /// The shard owning a key (with one shard, without hashing it).
     #[inline]
     pub fn shard_of<K: Hash + ?Sized>(&self, key: &K) -> usize {
+        if self.shards == 1 {
+            return 0;
+        }
         self.shard_of_group(self.key_group(key))
     }
 
