@@ -115,7 +115,7 @@ const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_n
 /// Events per series of the pipeline scenario in a default run.
 pub const PIPELINE_EVENTS_DEFAULT: u64 = 200_000_000;
 /// Events per series with `--quick`.
-pub const PIPELINE_EVENTS_QUICK: u64 = 20_000_000;
+pub const PIPELINE_EVENTS_QUICK: u64 = 4_000_000;
 /// Upper bound on the events of one pipeline series.
 pub const PIPELINE_EVENTS_MAX: u64 = 1 << 40;
 /// Distinct keys of the pipeline scenario's generator.

@@ -76,7 +76,7 @@ fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
 /// Knobs of `zabflow bench pipeline`; unset knobs take the scenario's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct PipelineArgs {
-    /// Events per series, over all shards [default: 200000000, 20000000 quick].
+    /// Events per series, over all shards [default: 200000000, 4000000 quick].
     #[arg(long)]
     events: Option<u64>,
     /// Slots of every exchange ring [default: 4096].
