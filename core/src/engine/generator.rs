@@ -1,7 +1,7 @@
 //! A deterministic, seeded event generator: the engine's synthetic source.
 //!
-//! Event `i` of a job is a pure function of `(seed, i)` (the `index`-th draw of a SplitMix64 stream),
-//! and shard `s` of `n` generates the events `i ≡ s (mod n)`. So the same configuration
+//! Event `i` of a job is a pure function of `(seed, i)` (the `i`-th draw of a SplitMix64
+//! stream), and shard `s` of `n` generates the events `i ≡ s (mod n)`. So the same configuration
 //! yields the same multiset of events on any number of shards, which is what lets tests
 //! compare a parallel run with a sequential reference, and costs one 64-bit hash per event.
 //!
