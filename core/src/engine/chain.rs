@@ -6,7 +6,7 @@
 //! buffer between the operators, which is what Flink calls operator chaining and what lets
 //! a stateless pipeline run at memory speed. Timestamps ride alongside the record unchanged.
 //!
-//! Every user function runs under an [`OperatorGuard`]: on the normal path the guard is
+//! Every user function runs under an `OperatorGuard`: on the normal path the guard is
 //! forgotten (no code runs); if the function panics, unwinding drops the guard, which
 //! records the operator's name for the shard to report. So naming the culprit of a panic
 //! costs nothing per record.

@@ -1,7 +1,7 @@
 //! The stream engine: shard-per-core pipelines over SPSC rings, with keyed event-time
 //! windows.
 //!
-//! A job runs on N shards, one pinned OS thread each ([`runtime`]). Each shard reads its own
+//! A job runs on N shards, one pinned OS thread each (`runtime`). Each shard reads its own
 //! source partition, runs the fused stateless chain ([`chain`]: [`map`], [`filter`],
 //! [`flat_map`]) and routes every record by key group ([`key_group`]) to the shard that owns
 //! it, over an N×N mesh of bounded `rtrb` rings ([`mesh`]) that also carry watermarks,
