@@ -27,7 +27,11 @@ fn acknowledged_writes_survive_sigkill() {
         let writer = {
             let (acked, stop) = (acked.clone(), stop.clone());
             std::thread::spawn(move || {
-                let mut client = Client::connect(port);
+                // The node may be killed at any moment, even before the session is made:
+                // a failed connect or send ends this round's writes.
+                let Some(mut client) = Client::resume(port, 0, vec![0; 16], 30_000) else {
+                    return;
+                };
                 let mut in_flight = std::collections::VecDeque::new();
                 for i in 0.. {
                     if stop.load(Ordering::Relaxed) && in_flight.is_empty() {
@@ -35,7 +39,8 @@ fn acknowledged_writes_survive_sigkill() {
                     }
                     if !stop.load(Ordering::Relaxed) && in_flight.len() < 16 {
                         let path = format!("/r{round}-{i}");
-                        in_flight.push_back((client.send(&create(&path, b"v", 0)), path));
+                        let Some(xid) = client.try_send(&create(&path, b"v", 0)) else { break };
+                        in_flight.push_back((xid, path));
                         continue;
                     }
                     let Some((header, _)) = client.receive(OpCode::Create) else { break };

@@ -125,9 +125,9 @@ impl Client {
         Client::resume(port, 0, vec![0; 16], 30_000).expect("session")
     }
 
-    /// Connects with a session id and password; `None` when the server refuses.
+    /// Connects with a session id and password; `None` when the server refuses (or is gone).
     pub fn resume(port: u16, session_id: i64, passwd: Vec<u8>, timeout_ms: i32) -> Option<Client> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let request = ConnectRequest {
             protocol_version: 0,
@@ -141,7 +141,7 @@ impl Client {
         let start = writer.begin_frame();
         request.write(&mut writer);
         writer.end_frame(start);
-        stream.write_all(writer.as_bytes()).unwrap();
+        stream.write_all(writer.as_bytes()).ok()?;
         let body = read_frame(&mut stream)?;
         let response = ConnectResponse::read(&mut Reader::new(&body)).unwrap();
         if response.session_id == 0 {
@@ -159,6 +159,11 @@ impl Client {
 
     /// Sends a request without waiting; returns its xid.
     pub fn send(&mut self, request: &Request) -> i32 {
+        self.try_send(request).expect("send a request")
+    }
+
+    /// Like [`Client::send`], but `None` when the connection is gone (the server was killed).
+    pub fn try_send(&mut self, request: &Request) -> Option<i32> {
         let xid = match request {
             Request::Ping => -2,
             Request::Auth(_) => -4,
@@ -169,8 +174,8 @@ impl Client {
         };
         let mut writer = Writer::new();
         request.write_frame(xid, &mut writer);
-        self.stream.write_all(writer.as_bytes()).unwrap();
-        xid
+        self.stream.write_all(writer.as_bytes()).ok()?;
+        Some(xid)
     }
 
     /// The next reply that is not a watch event (events are kept in `events`).
