@@ -198,11 +198,8 @@ impl Client {
         tag: u64,
         completions: &Sender<Completion>,
     ) -> ZkResult<()> {
-        if self.ended() {
-            return Err(self.ended_error());
-        }
-        let sink = Sink { tag, sender: completions.clone() };
-        self.submissions.send(Submission { request, sink }).map_err(|_| self.ended_error())?;
+        let submission = self.submission(request, tag, completions)?;
+        self.submissions.send(submission).map_err(|_| self.ended_error())?;
         self.wake_io_thread();
         Ok(())
     }
@@ -217,11 +214,7 @@ impl Client {
         tag: u64,
         completions: &Sender<Completion>,
     ) -> ZkResult<()> {
-        if self.ended() {
-            return Err(self.ended_error());
-        }
-        let sink = Sink { tag, sender: completions.clone() };
-        match self.submissions.try_send(Submission { request, sink }) {
+        match self.submissions.try_send(self.submission(request, tag, completions)?) {
             Ok(()) => {
                 self.wake_io_thread();
                 Ok(())
@@ -229,6 +222,19 @@ impl Client {
             Err(TrySendError::Full(_)) => Err(ZkError::QueueFull),
             Err(TrySendError::Disconnected(_)) => Err(self.ended_error()),
         }
+    }
+
+    /// `request` ready to queue, or the session's end error once it has ended.
+    fn submission(
+        &self,
+        request: Request,
+        tag: u64,
+        completions: &Sender<Completion>,
+    ) -> ZkResult<Submission> {
+        if self.ended() {
+            return Err(self.ended_error());
+        }
+        Ok(Submission { request, sink: Sink { tag, sender: completions.clone() } })
     }
 
     /// Sends `request` and waits for its reply.
