@@ -35,5 +35,6 @@ pub mod sync_processor;
 pub mod txn;
 pub mod txn_log;
 pub mod watch_manager;
+pub mod zab;
 
 pub use error::{Error, Result};

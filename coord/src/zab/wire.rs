@@ -1,0 +1,1 @@
+//! The peer protocol's wire format (see [`super::Message`]).
