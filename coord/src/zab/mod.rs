@@ -46,6 +46,8 @@
 //! txn commits (the txn header names its session and cxid).
 
 mod machine;
+pub mod sim;
+pub mod transport;
 pub mod wire;
 
 pub use machine::{Zab, ZabStats};

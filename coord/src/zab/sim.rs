@@ -1,0 +1,1 @@
+//! Deterministic simulation of a Zab ensemble (see the module docs of [`super`]).
