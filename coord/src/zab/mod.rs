@@ -266,9 +266,19 @@ pub struct Stored {
     pub accepted_epoch: u32,
     /// The epoch of the history this server holds (NewLeader).
     pub current_epoch: u32,
-    /// The zxid of the last entry in its log (or of its snapshot if the log is empty).
-    pub last_zxid: Zxid,
-    /// The tail of its log, oldest first, for syncing followers by DIFF should it lead (may
-    /// be shorter than the log; empty is fine).
+    /// The zxid of the state `recent` follows (the snapshot's zxid, or 0 for an empty
+    /// history); with `recent` empty it is the server's last zxid.
+    pub base_zxid: Zxid,
+    /// The log after `base_zxid`, oldest first (all of it, or a tail: then `base_zxid` is
+    /// the zxid of the entry before the tail). The leader syncs followers whose last zxid is
+    /// at or after `base_zxid` by DIFF.
     pub recent: Vec<Entry>,
+}
+
+impl Stored {
+    /// The zxid of the last entry in the log.
+    #[must_use]
+    pub fn last_zxid(&self) -> Zxid {
+        self.recent.last().map_or(self.base_zxid, |entry| entry.zxid)
+    }
 }
