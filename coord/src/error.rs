@@ -33,6 +33,10 @@ pub enum Error {
     /// A snapshot file is damaged or unreadable.
     #[error("snapshot {path}: {message}")]
     Snapshot { path: String, message: String },
+    /// A peer sent bytes that are not a valid frame of the peer protocol, or a message is
+    /// too large to be framed.
+    #[error("peer protocol: {0}")]
+    Wire(#[from] crate::zab::wire::WireError),
 }
 
 impl Error {
