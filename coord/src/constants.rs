@@ -116,3 +116,12 @@ const _: () = assert!(CONNECTION_OUTPUT_BYTES_HIGH < CONNECTION_OUTPUT_BYTES_MAX
 const _: () = assert!(SYNC_BATCH_TXNS_MAX <= TXNS_IN_FLIGHT_MAX);
 const _: () = assert!(SESSION_TIMEOUT_TICKS_MIN < SESSION_TIMEOUT_TICKS_MAX);
 const _: () = assert!(TTL_MS_MAX & EPHEMERAL_EXTENDED_MASK == 0);
+
+/// Committed txns an ensemble member keeps in memory to bring a lagging follower up to date
+/// by DIFF (ZooKeeper keeps 500 in `committedLog` and reads further back from the txn log;
+/// zabflow keeps more in memory and sends a SNAP beyond them).
+pub const ZAB_HISTORY_MAX: usize = 100_000;
+
+/// The longest an ensemble member's event loop sleeps: Zab's timers (election finalize
+/// wait, pings every half tick) need a clock this fine.
+pub const ZAB_POLL_MS: i64 = 5;

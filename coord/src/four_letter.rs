@@ -40,10 +40,38 @@ pub struct ConnectionView {
     pub timeout_ms: i32,
 }
 
+/// The server's part in its ensemble, as `srvr` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standalone,
+    Leader {
+        followers: usize,
+        synced_followers: usize,
+        pending_syncs: usize,
+    },
+    Follower,
+    /// An ensemble member without an established leader.
+    NotServing,
+}
+
+impl Mode {
+    /// `srvr`'s `Mode:` and `mntr`'s `zk_server_state`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Leader { .. } => "leader",
+            Mode::Follower => "follower",
+            Mode::NotServing => "not serving",
+        }
+    }
+}
+
 /// What the words report, gathered by the server.
 #[derive(Debug, Clone)]
 pub struct ServerView<'a> {
     pub config: &'a ServerConfig,
+    pub mode: Mode,
     pub stats: &'a ServerStats,
     pub connections: Vec<ConnectionView>,
     pub outstanding: usize,
@@ -65,6 +93,9 @@ pub struct ServerView<'a> {
 pub fn reply(word: &str, view: &ServerView<'_>) -> Option<String> {
     if !view.config.four_letter_enabled(word) {
         return Some(format!("{word} is not executed because it is not in the whitelist.\n"));
+    }
+    if view.mode == Mode::NotServing && !matches!(word, "ruok" | "conf" | "envi" | "isro") {
+        return Some("This ZooKeeper instance is not currently serving requests\n".to_owned());
     }
     Some(match word {
         "ruok" => "imok".to_owned(),
@@ -98,7 +129,7 @@ fn stat(view: &ServerView<'_>, with_clients: bool) -> String {
     let _ = write!(
         out,
         "Latency min/avg/max: {}/{:?}/{}\nReceived: {}\nSent: {}\nConnections: {}\n\
-         Outstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+         Outstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         stats.min_latency_ms(),
         stats.avg_latency_ms(),
         stats.max_latency_ms(),
@@ -107,6 +138,7 @@ fn stat(view: &ServerView<'_>, with_clients: bool) -> String {
         view.connections.len(),
         view.outstanding,
         view.last_zxid,
+        view.mode.name(),
         view.node_count + 1,
     );
     out
@@ -145,7 +177,7 @@ fn monitor(view: &ServerView<'_>) -> String {
         ("packets_sent", stats.packets_sent.to_string()),
         ("num_alive_connections", view.connections.len().to_string()),
         ("outstanding_requests", view.outstanding.to_string()),
-        ("server_state", "standalone".to_owned()),
+        ("server_state", view.mode.name().to_owned()),
         ("znode_count", (view.node_count + 1).to_string()),
         ("watch_count", view.watch_count.to_string()),
         ("ephemerals_count", view.ephemerals_count.to_string()),
@@ -154,7 +186,20 @@ fn monitor(view: &ServerView<'_>) -> String {
         ("max_file_descriptor_count", max_open_files().to_string()),
         ("uptime", view.uptime_ms.to_string()),
     ];
-    rows.iter().map(|(key, value)| format!("zk_{key}\t{value}\n")).collect()
+    let mut out: String = rows.iter().map(|(key, value)| format!("zk_{key}\t{value}\n")).collect();
+    if let Mode::Leader { followers, synced_followers, pending_syncs } = view.mode {
+        for (key, value) in [
+            ("learners", followers),
+            ("followers", followers),
+            ("synced_followers", synced_followers),
+            ("synced_non_voting_followers", 0),
+            ("synced_observers", 0),
+            ("pending_syncs", pending_syncs),
+        ] {
+            let _ = writeln!(out, "zk_{key}\t{value}");
+        }
+    }
+    out
 }
 
 fn max_open_files() -> u64 {
@@ -227,6 +272,7 @@ mod tests {
         let stats: &'static ServerStats = Box::leak(Box::new(stats.clone()));
         ServerView {
             config,
+            mode: Mode::Standalone,
             stats,
             connections: Vec::new(),
             outstanding: 0,

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod constants;
 pub mod data_tree;
+mod ensemble;
 pub mod ephemeral_type;
 pub mod error;
 pub mod four_letter;

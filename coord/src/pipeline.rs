@@ -89,6 +89,11 @@ impl Server {
             self.close_connection(id, "malformed ConnectRequest");
             return;
         };
+        if !self.serving() {
+            // ZooKeeper: "ZooKeeperServer not running" — the client tries another server.
+            self.close_connection(id, "not serving: no established leader");
+            return;
+        }
         let last_zxid = self.tree.last_processed_zxid();
         if request.last_zxid_seen > last_zxid {
             log_event(&format!(
@@ -215,6 +220,19 @@ impl Server {
             }
             return;
         }
+        if let Some(ensemble) = &mut self.ensemble {
+            let timeout = self.sessions.get(&session_id).map_or(0, |entry| entry.timeout_ms);
+            ensemble.touched.insert(session_id, timeout);
+            if let Request::Sync(sync) = &request {
+                let path = sync.path.clone();
+                let connection = self.connections.get_mut(&id).expect("live connection");
+                connection.pending.push_back(Pending::Write { xid: header.xid });
+                if !self.ensemble_sync(id, header.xid, path) {
+                    self.close_connection(id, "sync while not serving");
+                }
+                return;
+            }
+        }
         match route(&request) {
             Route::Write => self.on_write(id, session_id, header, &request),
             Route::Auth => self.on_auth(id, &request),
@@ -334,6 +352,9 @@ impl Server {
                 let entry =
                     crate::server::SessionEntry { timeout_ms: create.time_out, connection: None };
                 self.sessions.insert(session_id, entry);
+                // In an ensemble every server learns every session here; the leader expires
+                // them, followers answer their resumption.
+                self.tracker.track_session(session_id, create.time_out, self.clock.now_ms());
             }
             Txn::CloseSession(_) => self.tracker.remove(session_id),
             _ => {}
@@ -343,16 +364,8 @@ impl Server {
             Origin::Client { connection, xid, op, received } => {
                 let (err, body) = applied.result.response(op);
                 let body = (!matches!(body, Response::Empty)).then_some(body);
-                if let Some(pending) = self.connections.get_mut(&connection) {
-                    let head = pending.pending.pop_front();
-                    assert!(
-                        matches!(head, Some(Pending::Write { xid: head_xid }) if head_xid == xid),
-                        "a session's writes are applied in the order sent"
-                    );
-                }
                 self.stats.record_latency(received.elapsed());
-                self.reply(connection, xid, header.zxid, err, body.as_ref());
-                self.drain_reads(connection);
+                self.complete_write(connection, xid, header.zxid, err, body.as_ref());
             }
             Origin::Connect { connection, timeout_ms, read_only } => {
                 self.establish(connection, session_id, timeout_ms, read_only);
@@ -362,6 +375,26 @@ impl Server {
         if matches!(txn, Txn::CloseSession(_)) {
             self.end_session(session_id);
         }
+    }
+
+    /// Answers the write (or ensemble `sync`) at the head of a connection's queue, then the
+    /// reads queued behind it.
+    pub(crate) fn complete_write(
+        &mut self,
+        connection: u64,
+        xid: i32,
+        zxid: i64,
+        err: i32,
+        body: Option<&Response>,
+    ) {
+        let Some(pending) = self.connections.get_mut(&connection) else { return };
+        let head = pending.pending.pop_front();
+        assert!(
+            matches!(head, Some(Pending::Write { xid: head_xid }) if head_xid == xid),
+            "a session's writes are applied in the order sent"
+        );
+        self.reply(connection, xid, zxid, err, body);
+        self.drain_reads(connection);
     }
 
     /// A closed or expired session: its connection goes once its last reply is out.
@@ -417,8 +450,24 @@ impl Server {
             .map(|id| (id, self.tree.ephemerals(id)))
             .collect();
         let (watching_sessions, watched_paths) = self.tree.watches().summary();
+        let mode = match &self.ensemble {
+            None => four_letter::Mode::Standalone,
+            Some(ensemble) => match ensemble.zab.role() {
+                crate::zab::Role::Leading { .. } => {
+                    let stats = ensemble.zab.stats();
+                    four_letter::Mode::Leader {
+                        followers: stats.followers,
+                        synced_followers: stats.synced_followers,
+                        pending_syncs: stats.pending_syncs,
+                    }
+                }
+                crate::zab::Role::Following { .. } => four_letter::Mode::Follower,
+                _ => four_letter::Mode::NotServing,
+            },
+        };
         ServerView {
             config: &self.config,
+            mode,
             stats: &self.stats,
             connections,
             outstanding: self.in_flight.len(),

@@ -25,10 +25,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{unbounded, Receiver};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use zabflow_net::jute::{FrameDecoder, OpCode, Request};
+
+use crate::zab::Message;
 
 use crate::config::ServerConfig;
 use crate::connection::Connection;
@@ -114,6 +116,10 @@ pub struct Server {
     batch: SyncBatch,
     sync: SyncProcessor,
     synced: Receiver<Synced>,
+    synced_sender: Sender<Synced>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    /// Replication, when zoo.cfg names an ensemble (two or more `server.N` lines).
+    pub(crate) ensemble: Option<crate::ensemble::Ensemble>,
     pub(crate) stats: crate::server_stats::ServerStats,
     pub(crate) clock: Clock,
     log_offset_end: u64,
@@ -134,9 +140,13 @@ struct Recovered {
     sessions: HashMap<SessionId, SessionEntry>,
     log: TxnLog,
     last_zxid: i64,
+    /// The zxid before `recent` (the snapshot's, or the last txn dropped from `recent`).
+    base_zxid: i64,
+    /// The last `keep_recent` txns replayed, for Zab's DIFF.
+    recent: VecDeque<crate::zab::Entry>,
 }
 
-fn recover(config: &ServerConfig) -> Result<Recovered> {
+fn recover(config: &ServerConfig, keep_recent: usize) -> Result<Recovered> {
     let loaded = snapshot::load_newest(&config.snapshot_dir(), &mut |w| log_event(&w))?;
     let (mut tree, mut sessions, offset, after) = match loaded {
         Some(snap) => {
@@ -152,8 +162,18 @@ fn recover(config: &ServerConfig) -> Result<Recovered> {
     };
     let mut log = TxnLog::open(&config.txn_log_dir(), config.force_sync)?;
     let mut replayed = 0u64;
+    let mut base_zxid = after;
+    let mut recent = VecDeque::new();
     let last_zxid = log.replay(offset, after, |header, txn| {
         tree.apply(header, txn);
+        if keep_recent > 0 {
+            if recent.len() == keep_recent {
+                let dropped: crate::zab::Entry = recent.pop_front().expect("full");
+                base_zxid = dropped.zxid;
+            }
+            let data: Arc<[u8]> = encode(header, txn).into();
+            recent.push_back(crate::zab::Entry { zxid: header.zxid, data });
+        }
         match txn {
             Txn::CreateSession(create) => {
                 let entry = SessionEntry { timeout_ms: create.time_out, connection: None };
@@ -167,7 +187,7 @@ fn recover(config: &ServerConfig) -> Result<Recovered> {
         replayed += 1;
     })?;
     log_event(&format!("replayed {replayed} txns; last zxid 0x{last_zxid:x}"));
-    Ok(Recovered { tree, sessions, log, last_zxid })
+    Ok(Recovered { tree, sessions, log, last_zxid, base_zxid, recent })
 }
 
 impl Server {
@@ -176,7 +196,10 @@ impl Server {
     /// # Errors
     /// Recovery failures and [`Error::Io`] when the port cannot be bound.
     pub fn open(config: ServerConfig) -> Result<Server> {
-        let Recovered { tree, sessions, log, last_zxid } = recover(&config)?;
+        let replicated = config.peers.len() > 1;
+        let keep_recent = if replicated { crate::constants::ZAB_HISTORY_MAX } else { 0 };
+        let Recovered { tree, sessions, log, last_zxid, base_zxid, recent } =
+            recover(&config, keep_recent)?;
         let clock = Clock::new();
         let now_ms = clock.now_ms();
         let server_id = config.my_id.unwrap_or(0) as u8;
@@ -192,7 +215,20 @@ impl Server {
         let wake = Arc::new(move || {
             let _ = waker.wake();
         });
-        let sync = SyncProcessor::start(log, synced_sender, wake)?;
+        let sync = SyncProcessor::start(log, synced_sender.clone(), wake.clone())?;
+        let ensemble = if replicated {
+            let (accepted_epoch, current_epoch) =
+                crate::ensemble::read_epochs(&config.snapshot_dir())?;
+            let stored = crate::zab::Stored {
+                accepted_epoch,
+                current_epoch,
+                base_zxid,
+                recent: recent.into(),
+            };
+            Some(crate::ensemble::Ensemble::open(&config, stored, clock.uptime_ms(), wake.clone())?)
+        } else {
+            None
+        };
         let address = config.client_address();
         let mut listener =
             TcpListener::bind(address).map_err(|e| Error::io(format!("bind {address}"), &e))?;
@@ -220,6 +256,9 @@ impl Server {
             batch: SyncBatch::default(),
             sync,
             synced,
+            synced_sender,
+            wake,
+            ensemble,
             stats: crate::server_stats::ServerStats::default(),
             clock,
             log_offset_end,
@@ -247,8 +286,11 @@ impl Server {
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         let mut events = Events::with_capacity(1024);
         while !stop.load(Ordering::Relaxed) {
-            let wait_ms =
+            let mut wait_ms =
                 self.tracker.wait_ms(self.clock.now_ms()).clamp(1, POLL_TIMEOUT_MS_MAX as i64);
+            if self.ensemble.is_some() {
+                wait_ms = wait_ms.min(crate::constants::ZAB_POLL_MS);
+            }
             match self.poll.poll(&mut events, Some(Duration::from_millis(wait_ms as u64))) {
                 Err(error) if error.kind() != std::io::ErrorKind::Interrupted => {
                     return Err(Error::io("poll", &error));
@@ -277,17 +319,39 @@ impl Server {
     /// The work after each poll: apply what is durable, run timers, resume paused
     /// connections, send this pass's txns to the log, write replies.
     fn pass(&mut self) -> Result<()> {
+        if let Some(ensemble) = &mut self.ensemble {
+            ensemble.poll(self.clock.uptime_ms());
+            self.run_zab()?;
+        }
         self.drain_synced()?;
         self.on_timers();
         self.resume_paused();
-        self.flush_batch();
+        self.flush_batch()?;
         self.flush_dirty();
         Ok(())
     }
 
+    /// Whether clients are served (always, standalone; with an established leader in an
+    /// ensemble).
+    pub(crate) fn serving(&self) -> bool {
+        self.ensemble.as_ref().is_none_or(|e| e.zab.role().serving())
+    }
+
+    /// Whether this server runs session expiry and the container reaper (standalone, or the
+    /// leader of an ensemble).
+    fn reaps(&self) -> bool {
+        self.ensemble
+            .as_ref()
+            .is_none_or(|e| matches!(e.zab.role(), crate::zab::Role::Leading { .. }))
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         log_event("shutting down: draining the pipeline");
-        self.flush_batch();
+        if let Some(ensemble) = &mut self.ensemble {
+            ensemble.stop();
+            self.in_flight.clear();
+        }
+        self.flush_batch()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.in_flight.is_empty() && Instant::now() < deadline {
             if let Ok(message) = self.synced.recv_timeout(Duration::from_millis(100)) {
@@ -405,7 +469,8 @@ impl Server {
         }
     }
 
-    /// Prepares a write and queues its txn for the log.
+    /// Prepares a write and queues its txn for the log (standalone), proposes it (leader)
+    /// or forwards it to the leader (follower).
     pub(crate) fn submit_write(
         &mut self,
         session_id: SessionId,
@@ -415,27 +480,106 @@ impl Server {
         origin: Origin,
     ) {
         let no_ids = Vec::new();
-        let auth_ids =
-            connection.and_then(|id| self.connections.get(&id)).map_or(&no_ids, |c| &c.auth_ids);
+        let auth_ids = connection
+            .and_then(|id| self.connections.get(&id))
+            .map_or(&no_ids, |c| &c.auth_ids)
+            .clone();
+        if let Some(ensemble) = &mut self.ensemble {
+            if matches!(ensemble.zab.role(), crate::zab::Role::Following { .. }) {
+                let payload = crate::ensemble::encode_forward(session_id, cxid, &auth_ids, request);
+                if ensemble.zab.send_to_leader(Message::Request { payload }, &mut ensemble.out) {
+                    ensemble.origins.insert((session_id, cxid), origin);
+                }
+                return;
+            }
+        }
+        self.prepare_and_submit(session_id, cxid, request, &auth_ids, origin);
+    }
+
+    /// Prepares a write at the zxid it gets and queues it: for the log (standalone) or as
+    /// a proposal (leader).
+    pub(crate) fn prepare_and_submit(
+        &mut self,
+        session_id: SessionId,
+        cxid: i32,
+        request: &Request,
+        auth_ids: &[zabflow_net::jute::Id],
+        origin: Origin,
+    ) {
+        let zxid = match &self.ensemble {
+            None => self.next_zxid,
+            Some(ensemble) => match ensemble.zab.next_zxid() {
+                Some(zxid) => zxid,
+                None => {
+                    log_event("a write arrived while not leading; dropped");
+                    return;
+                }
+            },
+        };
         let context = RequestContext {
             session_id,
             cxid,
-            zxid: self.next_zxid,
+            zxid,
             time_ms: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
                 as i64,
             auth_ids,
         };
         let (header, txn) = self.prep.prepare(&self.tree, &context, request).expect("a write");
-        self.next_zxid += 1;
-        self.batch.records.push(encode(&header, &txn));
-        self.batch.last_zxid = header.zxid;
+        let record = encode(&header, &txn);
+        match &mut self.ensemble {
+            None => {
+                self.next_zxid += 1;
+                self.batch.records.push(record);
+                self.batch.last_zxid = header.zxid;
+            }
+            Some(ensemble) => {
+                let entry = crate::zab::Entry { zxid, data: record.into() };
+                assert!(ensemble.zab.propose(entry), "next_zxid said this server leads");
+            }
+        }
         self.in_flight.push_back(InFlight { header, txn, origin });
     }
 
-    fn flush_batch(&mut self) {
+    /// Queues a batch for the sync thread.
+    pub(crate) fn sync_submit(&mut self, batch: SyncBatch) {
+        self.sync.submit(batch);
+    }
+
+    /// Stops the sync thread (everything it had is durable) and forgets its reports.
+    pub(crate) fn stop_sync(&mut self) -> Result<()> {
+        self.sync.stop()?;
+        while self.synced.try_recv().is_ok() {}
+        Ok(())
+    }
+
+    /// Reloads the tree, the sessions and the log from disk and restarts the sync thread
+    /// (after the log was rewritten under an ensemble's TRUNC or SNAP).
+    pub(crate) fn reload(&mut self) -> Result<()> {
+        let recovered = recover(&self.config, 0)?;
+        self.tree = recovered.tree;
+        self.sessions = recovered.sessions;
+        self.log_offset_end = recovered.log.next_offset();
+        self.next_zxid = recovered.last_zxid.max(self.tree.last_processed_zxid()) + 1;
+        self.prep.clear();
+        self.in_flight.clear();
+        let now_ms = self.clock.now_ms();
+        for (&session_id, entry) in &self.sessions {
+            self.tracker.track_session(session_id, entry.timeout_ms, now_ms);
+        }
+        self.sync =
+            SyncProcessor::start(recovered.log, self.synced_sender.clone(), self.wake.clone())?;
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if let Some(ensemble) = &mut self.ensemble {
+            ensemble.zab.flush(&mut ensemble.out);
+            return self.run_zab();
+        }
         if !self.batch.records.is_empty() {
             self.sync.submit(std::mem::take(&mut self.batch));
         }
+        Ok(())
     }
 
     fn drain_synced(&mut self) -> Result<()> {
@@ -451,6 +595,11 @@ impl Server {
             Synced::Durable { last_zxid, offset_end } => (last_zxid, offset_end),
             Synced::Failed(error) => return Err(error),
         };
+        if let Some(ensemble) = &mut self.ensemble {
+            self.log_offset_end = offset_end;
+            ensemble.zab.persisted(last_zxid, &mut ensemble.out);
+            return self.run_zab();
+        }
         while self.in_flight.front().is_some_and(|f| f.header.zxid <= last_zxid) {
             let in_flight = self.in_flight.pop_front().expect("checked");
             self.apply(in_flight);
@@ -461,11 +610,12 @@ impl Server {
 
     fn on_timers(&mut self) {
         let now_ms = self.clock.now_ms();
-        for session_id in self.tracker.expired(now_ms) {
+        let reaps = self.reaps();
+        for session_id in if reaps { self.tracker.expired(now_ms) } else { Vec::new() } {
             log_event(&format!("session 0x{session_id:x} expired"));
             self.submit_write(session_id, 0, &Request::CloseSession, None, Origin::Internal);
         }
-        if now_ms >= self.next_reap_ms {
+        if reaps && now_ms >= self.next_reap_ms {
             self.next_reap_ms = now_ms + self.config.container_check_interval_ms.max(1) as i64;
             for path in self.tree.reaper_candidates(now_ms, None) {
                 let request =

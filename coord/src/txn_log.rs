@@ -129,6 +129,35 @@ impl TxnLog {
         self.log.sync().map_err(log_error)
     }
 
+    /// TRUNC: drops every txn with a zxid above `after` (durably).
+    ///
+    /// # Errors
+    /// [`Error::Log`] on a read or truncate failure, [`Error::Decode`] for a bad record.
+    pub fn truncate_after_zxid(&mut self, after: i64) -> Result<()> {
+        let mut end = self.log.next_offset();
+        for record in self.log.reader().iter_from(self.log.first_offset()).map_err(log_error)? {
+            let record = record.map_err(log_error)?;
+            let (header, _) = read_entry(record.payload())?;
+            if header.zxid > after {
+                end = record.offset();
+                break;
+            }
+        }
+        self.log.truncate_after(end).map_err(log_error)?;
+        self.last_zxid = self.last_zxid.min(after);
+        Ok(())
+    }
+
+    /// SNAP: drops every txn (durably); the offsets go on from where they were cut.
+    ///
+    /// # Errors
+    /// [`Error::Log`] when the truncation fails.
+    pub fn clear(&mut self) -> Result<()> {
+        self.log.truncate_after(self.log.first_offset()).map_err(log_error)?;
+        self.last_zxid = 0;
+        Ok(())
+    }
+
     /// Purge: drops segments whose records all lie below `offset`.
     ///
     /// # Errors

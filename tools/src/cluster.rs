@@ -8,9 +8,11 @@
 //! ```
 //!
 //! `up` writes the configs, starts each node with `zabflow node`, waits until it answers
-//! `ruok` and prints the connect string. `status` asks each node `srvr`; `down` sends
-//! SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL; `start N` starts a
-//! stopped node again. One node (standalone) for now; ensembles come with replication.
+//! `ruok` (and, for an ensemble, until one node leads) and prints the connect string.
+//! `status` shows each node's mode (leader, follower, standalone) and last zxid; `down`
+//! sends SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL; `start N` starts a
+//! stopped node again. `--nodes 1` is a standalone server; 3 or 5 make an ensemble on
+//! loopback (`server.N=127.0.0.1:QUORUM+N-1:ELECTION+N-1` in every zoo.cfg).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,15 @@ pub struct UpArgs {
     /// Client port of node 1 (node N uses PORT + N - 1).
     #[arg(long, default_value_t = 2181)]
     pub port: u16,
+    /// Quorum port of node 1 (node N uses PORT + N - 1).
+    #[arg(long, default_value_t = 2888)]
+    pub quorum_port: u16,
+    /// Election port of node 1 (node N uses PORT + N - 1).
+    #[arg(long, default_value_t = 3888)]
+    pub election_port: u16,
+    /// zoo.cfg tickTime in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub tick_ms: u32,
 }
 
 /// A node of the cluster.
@@ -98,25 +109,65 @@ fn node_dir(dir: &Path, node: u32) -> PathBuf {
 }
 
 fn up(args: &UpArgs) -> Result<(), ToolError> {
-    if args.nodes != 1 {
-        return Err(fail("only --nodes 1 (standalone) is supported until replication lands"));
+    if args.nodes == 0 || args.nodes > 9 {
+        return Err(fail("--nodes must be 1 (standalone) or an ensemble of up to 9"));
     }
     let dir = std::path::absolute(&args.dir.dir).map_err(|e| fail(e.to_string()))?;
-    let node = node_dir(&dir, 1);
-    let data = node.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| fail(format!("create {}: {e}", data.display())))?;
-    let config = format!(
-        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-         clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
-         extendedTypesEnabled=true\n",
-        data.display(),
-        args.port
-    );
-    write_file(&node.join("zoo.cfg"), &config)?;
-    write_file(&data.join("myid"), "1\n")?;
-    start_node(&node, 1)?;
-    println!("127.0.0.1:{}", args.port);
+    let port = |base: u16, id: u32| base + id as u16 - 1;
+    let servers: String = if args.nodes == 1 {
+        String::new()
+    } else {
+        (1..=args.nodes)
+            .map(|id| {
+                format!(
+                    "server.{id}=127.0.0.1:{}:{}\n",
+                    port(args.quorum_port, id),
+                    port(args.election_port, id)
+                )
+            })
+            .collect()
+    };
+    for id in 1..=args.nodes {
+        let node = node_dir(&dir, id);
+        let data = node.join("data");
+        std::fs::create_dir_all(&data)
+            .map_err(|e| fail(format!("create {}: {e}", data.display())))?;
+        let config = format!(
+            "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+             extendedTypesEnabled=true\n{servers}",
+            args.tick_ms,
+            data.display(),
+            port(args.port, id)
+        );
+        write_file(&node.join("zoo.cfg"), &config)?;
+        write_file(&data.join("myid"), &format!("{id}\n"))?;
+    }
+    for id in 1..=args.nodes {
+        start_node(&node_dir(&dir, id), id)?;
+    }
+    if args.nodes > 1 {
+        wait_for_leader(&dir)?;
+    }
+    let hosts: Vec<String> =
+        (1..=args.nodes).map(|id| format!("127.0.0.1:{}", port(args.port, id))).collect();
+    println!("{}", hosts.join(","));
     Ok(())
+}
+
+/// Waits until a node of the ensemble says it leads.
+fn wait_for_leader(dir: &Path) -> Result<(), ToolError> {
+    let deadline = Instant::now() + NODE_WAIT;
+    while Instant::now() < deadline {
+        for (_, node) in nodes(dir) {
+            let Ok(address) = client_address(&node) else { continue };
+            if four_letter_word(address, "srvr").is_ok_and(|r| r.contains("Mode: leader")) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(fail(format!("no node of {} became leader; see its node.log files", dir.display())))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ToolError> {
@@ -194,8 +245,15 @@ fn status(dir: &Path) -> Result<(), ToolError> {
         let pid = read_pid(&node).filter(|&pid| alive(pid));
         match (pid, four_letter_word(address, "srvr")) {
             (Some(pid), Ok(reply)) => {
-                println!("node {id} (pid {pid}) {address}:");
-                reply.lines().for_each(|line| println!("  {line}"));
+                let field = |name: &str| {
+                    reply.lines().find_map(|line| line.strip_prefix(name)).unwrap_or("?").trim()
+                };
+                if reply.contains("not currently serving") {
+                    println!("node {id} (pid {pid}) {address}: not serving (electing)");
+                } else {
+                    let (mode, zxid) = (field("Mode:"), field("Zxid:"));
+                    println!("node {id} (pid {pid}) {address}: {mode}, zxid {zxid}");
+                }
             }
             (Some(pid), Err(error)) => println!("node {id} (pid {pid}) {address}: {error}"),
             (None, _) => println!("node {id} {address}: down"),
