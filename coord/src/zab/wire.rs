@@ -146,7 +146,7 @@ pub enum WireError {
     #[error("bad hello magic {magic:#010x}")]
     BadMagic { magic: u32 },
     /// A hello of another protocol version.
-    #[error("peer protocol version {version}, this server speaks {PROTOCOL_VERSION}")]
+    #[error("hello of version {version}; this server speaks version {PROTOCOL_VERSION}")]
     BadVersion { version: u16 },
 }
 
