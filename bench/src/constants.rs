@@ -105,12 +105,37 @@ pub const COORD_SERVER_WAIT: Duration = Duration::from_secs(20);
 /// `tickTime` of every server the scenario starts, ZooKeeper's default.
 pub const COORD_TICK_TIME_MS: u32 = 2_000;
 
+/// Sessions at most that pre-create the keys, each with its own pipelined creates.
+pub const COORD_POPULATE_SESSIONS_MAX: usize = 4;
+/// How long connecting to each host of `--target external` may take before the run fails.
+pub const COORD_HOST_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest reply the session that removes an external run's nodes accepts: listing a parent
+/// of many sequential nodes outgrows `jute.maxbuffer`, which only bounds requests.
+pub const COORD_CLEANUP_PACKET_BYTES_MAX: usize = 64 << 20;
+/// Deletes in flight while removing an external run's nodes.
+pub const COORD_CLEANUP_DEPTH: usize = 256;
+/// Znodes the `coord-memory` scenario loads by default (the figure).
+pub const COORD_MEMORY_ZNODES_DEFAULT: usize = 1_000_000;
+/// Znodes `coord-memory` loads in the default suite, to keep the suite near 3 minutes.
+pub const COORD_MEMORY_ZNODES_SUITE: usize = 250_000;
+/// Bytes of every value `coord-memory` loads.
+pub const COORD_MEMORY_VALUE_BYTES_DEFAULT: usize = 100;
+/// Pause between the last create's reply and the memory sample, so background work the
+/// load caused (snapshots, log rolls, a JVM's concurrent GC cycle) is done.
+pub const COORD_MEMORY_SETTLE_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest settle `coord-memory` accepts.
+pub const COORD_MEMORY_SETTLE_MAX: Duration = Duration::from_secs(600);
+
 const _: () = assert!(COORD_SESSIONS_DEFAULT <= COORD_SESSIONS_MAX);
 const _: () = assert!(COORD_DEPTH_DEFAULT <= COORD_DEPTH_MAX);
 const _: () = assert!(COORD_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);
 const _: () = assert!(COORD_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
 const _: () = assert!(COORD_WARMUP_SUITE.as_nanos() <= COORD_WARMUP_DEFAULT.as_nanos());
 const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_nanos());
+const _: () = assert!(COORD_POPULATE_SESSIONS_MAX <= COORD_SESSIONS_MAX);
+const _: () = assert!(COORD_MEMORY_ZNODES_SUITE <= COORD_MEMORY_ZNODES_DEFAULT);
+const _: () = assert!(COORD_MEMORY_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
+const _: () = assert!(COORD_MEMORY_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);
 
 /// Events per series of the pipeline scenario in a default run.
 pub const PIPELINE_EVENTS_DEFAULT: u64 = 200_000_000;

@@ -14,8 +14,11 @@
 //! figure of merit in open loop) and server CPU per op. Single-target runs keep the plain
 //! names, so `zabflow report compare` of a zabflow run and a ZooKeeper run lines them up.
 
+pub mod cleanup;
 pub mod cpu;
 pub mod load;
+pub mod memory;
+pub mod rss;
 pub mod target;
 pub mod workload;
 
@@ -28,7 +31,7 @@ use crate::constants::{
 use crate::error::{BenchError, Result};
 use crate::progress::Progress;
 use crate::report::{Report, Series, Unit};
-use load::{Keyspace, WorkloadResult};
+use load::{Keyspace, WorkloadResult, ROOT_PATH_DEFAULT};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -64,7 +67,7 @@ impl CoordConfig {
         CoordConfig {
             targets,
             sessions: COORD_SESSIONS_DEFAULT,
-            workloads: compare_workloads(COORD_DEPTH_DEFAULT),
+            workloads: compare_workloads(&[COORD_DEPTH_DEFAULT]),
             value_bytes: COORD_VALUE_BYTES_DEFAULT,
             znodes: COORD_ZNODES_DEFAULT,
             warmup: COORD_WARMUP_DEFAULT,
@@ -102,7 +105,17 @@ impl CoordConfig {
         {
             return bad(format!("--duration in (0, {COORD_WINDOW_MAX:?}], --warmup ≤ that"));
         }
-        for workload in &self.workloads {
+        for (index, workload) in self.workloads.iter().enumerate() {
+            let same =
+                |other: &Workload| other.mix == workload.mix && other.label() == workload.label();
+            if self.workloads[..index].iter().any(same) {
+                return bad(format!(
+                    "two workloads would both be {} {}: an open-loop run takes one --depth \
+                     (its in-flight cap)",
+                    workload.mix,
+                    workload.label()
+                ));
+            }
             if !(1..=COORD_DEPTH_MAX).contains(&workload.depth) {
                 return bad(format!("--depth {}: 1..={COORD_DEPTH_MAX}", workload.depth));
             }
@@ -113,6 +126,18 @@ impl CoordConfig {
             }
         }
         Ok(())
+    }
+
+    /// The distinct depths of the closed-loop workloads, in order of first appearance.
+    fn depths(&self) -> Vec<usize> {
+        let mut depths: Vec<usize> = Vec::new();
+        let closed = self.workloads.iter().filter(|w| w.pacing == Pacing::Closed);
+        for depth in closed.map(|w| w.depth) {
+            if !depths.contains(&depth) {
+                depths.push(depth);
+            }
+        }
+        depths
     }
 
     fn params(&self) -> serde_json::Value {
@@ -132,20 +157,30 @@ impl CoordConfig {
             "window_s": self.window.as_secs_f64(),
             "force_sync": true,
             "seed": self.seed,
+            "depths": self.depths(),
         })
     }
 }
 
-/// The comparison's workloads: write-heavy and read-heavy closed loop at `depth`, and
-/// `setData` in open loop at [`COORD_OPEN_RATE_DEFAULT`] per second.
-pub fn compare_workloads(depth: usize) -> Vec<Workload> {
-    let closed = |op| Workload { mix: Mix::only(op), pacing: Pacing::Closed, depth };
+/// The comparison's workloads: write-heavy (`setData`) closed loop at each of `depths`, then
+/// read-heavy (`getData`) at each, then `setData` in open loop at [`COORD_OPEN_RATE_DEFAULT`]
+/// per second once, capped at the deepest of `depths` in flight per session (latency counts
+/// from the scheduled send, so the cap only matters if the server stalls).
+///
+/// # Panics
+/// If `depths` is empty.
+pub fn compare_workloads(depths: &[usize]) -> Vec<Workload> {
+    let depth_max = *depths.iter().max().expect("at least one depth");
+    let closed = |op| {
+        depths.iter().map(move |&depth| Workload {
+            mix: Mix::only(op),
+            pacing: Pacing::Closed,
+            depth,
+        })
+    };
     let open_rate = Pacing::Open { rate_per_s: COORD_OPEN_RATE_DEFAULT };
-    vec![
-        closed(MixOp::SetData),
-        closed(MixOp::GetData),
-        Workload { mix: Mix::only(MixOp::SetData), pacing: open_rate, depth },
-    ]
+    let open = Workload { mix: Mix::only(MixOp::SetData), pacing: open_rate, depth: depth_max };
+    closed(MixOp::SetData).chain(closed(MixOp::GetData)).chain([open]).collect()
 }
 
 /// The warm-up load: half `getData`, half `setData`, closed loop.
@@ -164,7 +199,9 @@ pub fn run(config: &CoordConfig) -> Result<Report> {
     let mut report = Report::new("coord", config.params());
     let steps = config.targets.len() * (config.workloads.len() + 2);
     let progress = Progress::new("coord", steps as u64);
-    let keyspace = Keyspace::new(config.znodes, config.value_bytes, config.seed);
+    let external = config.targets.iter().any(|t| matches!(t, TargetSpec::External { .. }));
+    let root = if external { cleanup::unique_root() } else { ROOT_PATH_DEFAULT.to_owned() };
+    let keyspace = Keyspace::under(&root, config.znodes, config.value_bytes, config.seed);
     let suffix_targets = config.targets.len() > 1;
     let mut measured: Vec<Vec<WorkloadResult>> = Vec::new();
     for spec in &config.targets {
@@ -181,7 +218,8 @@ pub fn run(config: &CoordConfig) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts `spec`, loads and warms it, runs every workload, and stops it.
+/// Starts `spec`, loads and warms it, runs every workload, and stops it; on an external
+/// target, removes the run's nodes afterwards (also when the run failed).
 fn run_target(
     config: &CoordConfig,
     spec: &TargetSpec,
@@ -190,10 +228,29 @@ fn run_target(
 ) -> Result<Vec<WorkloadResult>> {
     progress.start_step(&format!("{}: start and populate", spec.name()));
     let running = spec.start(&config.data_parent)?;
+    let measured = measure_target(config, spec, &running, keyspace, progress);
+    if let TargetSpec::External { .. } = spec {
+        let removed = cleanup::remove_keyspace(&running.hosts, keyspace);
+        let results = measured?;
+        removed?;
+        return Ok(results);
+    }
+    drop(running);
+    measured
+}
+
+/// Connects, populates, warms up and runs every workload against `running`.
+fn measure_target(
+    config: &CoordConfig,
+    spec: &TargetSpec,
+    running: &target::RunningTarget,
+    keyspace: &Keyspace,
+    progress: &Progress,
+) -> Result<Vec<WorkloadResult>> {
     let pids = running.pids();
     let depth_max = config.workloads.iter().map(|w| w.depth).max().unwrap_or(1);
     let clients = load::connect(&running.hosts, config.sessions, depth_max)?;
-    load::populate(&clients[0], keyspace)?;
+    load::populate(&clients, keyspace)?;
     progress.finish_step();
     progress.start_step(&format!("{}: warm-up {:?}", spec.name(), config.warmup));
     let warmup = warmup_workload(COORD_DEPTH_DEFAULT.min(depth_max));
@@ -205,8 +262,6 @@ fn run_target(
         results.push(load::run(&clients, keyspace, workload, (COORD_RAMP, config.window), &pids)?);
         progress.finish_step();
     }
-    drop(clients);
-    drop(running);
     Ok(results)
 }
 
@@ -346,4 +401,45 @@ pub fn side_by_side(report: &Report) -> String {
         let _ = writeln!(text, "{:<60} {:>8.3}", ratio.name, ratio.value);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_depth_sweep_runs_each_closed_workload_per_depth_and_open_loop_once() {
+        let workloads = compare_workloads(&[1, 128, 1024]);
+        let labels: Vec<String> =
+            workloads.iter().map(|w| format!("{} {}", w.mix, w.label())).collect();
+        assert_eq!(
+            labels,
+            [
+                "setData closed/depth=1",
+                "setData closed/depth=128",
+                "setData closed/depth=1024",
+                "getData closed/depth=1",
+                "getData closed/depth=128",
+                "getData closed/depth=1024",
+                "setData open/rate=1000",
+            ]
+        );
+        assert_eq!(workloads[6].depth, 1024);
+        let mut config = CoordConfig::new(Vec::new());
+        config.targets = vec![TargetSpec::External { hosts: vec!["127.0.0.1:1".to_owned()] }];
+        config.workloads = workloads;
+        assert!(config.validate().is_ok());
+        assert_eq!(config.depths(), [1, 128, 1024]);
+    }
+
+    #[test]
+    fn two_workloads_with_one_name_are_refused() {
+        let open = Pacing::Open { rate_per_s: 500 };
+        let workload = |depth| Workload { mix: Mix::only(MixOp::SetData), pacing: open, depth };
+        let mut config = CoordConfig::new(Vec::new());
+        config.targets = vec![TargetSpec::External { hosts: vec!["127.0.0.1:1".to_owned()] }];
+        config.workloads = vec![workload(1), workload(8)];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("setData open/rate=500"), "{error}");
+    }
 }

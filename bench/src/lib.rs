@@ -4,7 +4,8 @@
 //! then writes a [`Report`] directory: `summary.json` in DESIGN.md's schema plus one `.hgrm`
 //! percentile file per latency series, which HdrHistogram's own tools can plot. [`compare`]
 //! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`],
-//! [`coord`], [`pipeline`].
+//! [`coord`] (and its memory scenario, [`coord::memory`]), [`pipeline`]. A suite run's
+//! reports get one [`index`] page with the headline ratios held to their [`goal`]s.
 //!
 //! # Writing a scenario's report
 //!
@@ -33,7 +34,9 @@ pub mod compare;
 pub mod constants;
 pub mod coord;
 pub mod error;
+pub mod goal;
 pub mod hgrm;
+pub mod index;
 pub mod log;
 pub mod machine;
 pub mod pipeline;

@@ -27,6 +27,8 @@ const PERCENTILE_TICKS: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999];
 const DASH_PATTERNS_PX: [(u32, u32); 4] = [(0, 0), (10, 6), (3, 4), (16, 4)];
 /// Length of the line sample in front of each legend entry, in pixels.
 const LEGEND_SAMPLE_PX: i32 = 30;
+/// Caption of a plot drawn without a title of its own.
+const PLOT_TITLE_DEFAULT: &str = "Latency by percentile";
 /// Line width of every series, in pixels.
 const STROKE_WIDTH_PX: u32 = 2;
 
@@ -45,11 +47,23 @@ struct Line {
 /// [`BenchError::Hgrm`] for an unreadable distribution, [`BenchError::Plot`] when the file
 /// cannot be drawn.
 pub fn write_latency_plot(reports: &[LabelledReport], out: &Path) -> Result<()> {
+    write_latency_plot_titled(reports, out, PLOT_TITLE_DEFAULT)
+}
+
+/// As [`write_latency_plot`], with `title` as the plot's caption.
+///
+/// # Errors
+/// As [`write_latency_plot`].
+pub fn write_latency_plot_titled(
+    reports: &[LabelledReport],
+    out: &Path,
+    title: &str,
+) -> Result<()> {
     let lines = collect_lines(reports)?;
     if lines.is_empty() {
         return Err(BenchError::Compare("no series has a latency distribution to plot".into()));
     }
-    draw(&lines, out).map_err(|reason| BenchError::Plot { path: out.to_path_buf(), reason })
+    draw(&lines, out, title).map_err(|reason| BenchError::Plot { path: out.to_path_buf(), reason })
 }
 
 /// `-log10(1 - p)`: 0.5 → 0.30, 0.9 → 1, 0.99 → 2.
@@ -140,14 +154,14 @@ fn ranges(lines: &[Line]) -> ((f64, f64), (f64, f64)) {
     ((0.0, nines_max), (us_min / 1.5, us_max * 1.5))
 }
 
-fn draw(lines: &[Line], out: &Path) -> std::result::Result<(), String> {
+fn draw(lines: &[Line], out: &Path, title: &str) -> std::result::Result<(), String> {
     let root = SVGBackend::new(out, PLOT_SIZE_PX).into_drawing_area();
     root.fill(&WHITE).map_err(|error| error.to_string())?;
     let ((x_min, x_max), (y_min, y_max)) = ranges(lines);
     let ticks: Vec<f64> =
         PERCENTILE_TICKS.iter().map(|p| nines(*p)).filter(|x| *x <= x_max + 1e-9).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by percentile", ("sans-serif", 28))
+        .caption(title, ("sans-serif", 28))
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(90)

@@ -1,10 +1,14 @@
 //! `zabflow bench [SCENARIO]`: run benchmark scenarios and write their reports.
 //!
 //! Without a scenario the default suite runs, every scenario in [`suite`] one after the
-//! other. Each scenario prints its table and writes a report directory: with `--out DIR`,
-//! a single scenario writes into `DIR` itself and the suite into `DIR/<scenario>`; without
-//! it, into `reports/<scenario>-<UTC timestamp>` under the current directory. Adding a
-//! scenario is one [`Scenario`] variant, one arm in [`run_scenario`] and one line in [`suite`].
+//! other, into one run directory (`--out DIR`, or `reports/suite-<UTC timestamp>`): each
+//! scenario prints its table and writes its report into `<run>/<scenario>`, and the run ends
+//! with `<run>/index.md` and `<run>/plots/*.svg` ([`zabflow_bench::index`]) and the headline
+//! ratios against the project's goals. A scenario that fails does not stop the suite: its
+//! error goes into the index and the suite exits with an error at the end. A single
+//! scenario writes into `--out DIR` itself, or `reports/<scenario>-<UTC timestamp>`.
+//! Adding a scenario is one [`Scenario`] variant, one arm in [`run_scenario`] and
+//! [`Scenario::name`], and one line in [`suite`].
 
 use crate::error::ToolError;
 use crate::print_stdout;
@@ -12,7 +16,10 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use zabflow_bench::compare;
+use zabflow_bench::constants::REPORTS_DIR_DEFAULT;
+use zabflow_bench::coord::memory::{self, MemoryConfig};
 use zabflow_bench::coord::{self, CoordConfig, Mix, MixOp, Pacing, TargetSpec, Workload};
+use zabflow_bench::index::{self, SuiteEntry};
 use zabflow_bench::log::{self, LogConfig};
 use zabflow_bench::pipeline::{self, PipelineConfig};
 use zabflow_bench::report::Report;
@@ -47,6 +54,10 @@ pub enum Scenario {
     /// against a fresh zabflow node, a fresh Apache ZooKeeper, both (`--compare`), or any
     /// running ensemble.
     Coord(CoordArgs),
+    /// Resident memory of a fresh zabflow node and a fresh Apache ZooKeeper after loading
+    /// the same znodes (1M of 100 B by default) through the coord load generator, and the
+    /// time the load took.
+    CoordMemory(CoordMemoryArgs),
     /// Stream jobs on the engine: map + filter, and a keyed 1 s tumbling count over 100k
     /// keys through the rtrb mesh, at 1 and 2 shards (throughput only).
     Pipeline(PipelineArgs),
@@ -58,8 +69,22 @@ fn suite() -> Vec<Scenario> {
         Scenario::Ring(RingArgs::default()),
         Scenario::Log(LogArgs::default()),
         Scenario::Coord(CoordArgs { suite: true, ..CoordArgs::default() }),
+        Scenario::CoordMemory(CoordMemoryArgs { suite: true, ..CoordMemoryArgs::default() }),
         Scenario::Pipeline(PipelineArgs::default()),
     ]
+}
+
+impl Scenario {
+    /// The scenario's name, as its report and report directory are called.
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Ring(_) => "ring",
+            Scenario::Log(_) => "log",
+            Scenario::Coord(_) => "coord",
+            Scenario::CoordMemory(_) => "coord-memory",
+            Scenario::Pipeline(_) => "pipeline",
+        }
+    }
 }
 
 /// Runs one scenario and returns its (unwritten) report.
@@ -68,6 +93,7 @@ fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
         Scenario::Ring(args) => ring::run(&args.config(quick))?,
         Scenario::Log(args) => log::run(&args.config(quick))?,
         Scenario::Coord(args) => coord::run(&args.config(quick)?)?,
+        Scenario::CoordMemory(args) => memory::run(&args.config(quick)?)?,
         Scenario::Pipeline(args) => pipeline::run(&args.config(quick))?,
     };
     Ok(report)
@@ -185,7 +211,8 @@ pub struct CoordArgs {
     /// Sessions, spread over the servers [default: 16].
     #[arg(long)]
     sessions: Option<usize>,
-    /// Requests in flight per session; a list (`1,128,1024`) runs one workload per depth
+    /// Requests in flight per session; a list (`1,128,1024`) runs every closed-loop workload
+    /// once per depth, into one report (open loop takes one depth: its in-flight cap)
     /// [default: 128].
     #[arg(long, value_delimiter = ',')]
     depth: Vec<usize>,
@@ -232,11 +259,7 @@ pub enum CoordTarget {
 
 impl CoordArgs {
     fn config(&self, quick: bool) -> Result<CoordConfig, ToolError> {
-        let exe = std::env::current_exe().map_err(|error| {
-            zabflow_bench::BenchError::Target(format!(
-                "cannot find the zabflow executable: {error}"
-            ))
-        })?;
+        let exe = zabflow_exe()?;
         let mut config =
             if self.suite { CoordConfig::suite(exe) } else { CoordConfig::new(self.targets(exe)?) };
         if quick {
@@ -262,8 +285,7 @@ impl CoordArgs {
                 .map(|depth| Workload { mix: mix.clone(), pacing, depth })
                 .collect();
         } else if !self.depth.is_empty() {
-            config.workloads =
-                self.depth.iter().flat_map(|&d| coord::compare_workloads(d)).collect();
+            config.workloads = coord::compare_workloads(&self.depth);
         }
         Ok(config)
     }
@@ -289,37 +311,134 @@ impl CoordArgs {
     }
 }
 
+/// Knobs of `zabflow bench coord-memory`; unset knobs take the scenario's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CoordMemoryArgs {
+    /// Measure only this server [default: zabflow and ZooKeeper side by side].
+    #[arg(long, value_enum)]
+    target: Option<MemoryTarget>,
+    /// Znodes to load [default: 1000000; 250000 in the suite; 20000 quick].
+    #[arg(long)]
+    znodes: Option<usize>,
+    /// Bytes of every znode's value [default: 100].
+    #[arg(long)]
+    value_bytes: Option<usize>,
+    /// Pause between the load and the memory sample [default: 5s; 1s quick].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    settle: Option<Duration>,
+    /// Parent of the started servers' data dirs [default: the system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The default suite's run (ZooKeeper installed when root, fewer znodes).
+    #[arg(skip)]
+    suite: bool,
+}
+
+/// `--target` of `zabflow bench coord-memory`: a server the scenario starts itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MemoryTarget {
+    Zabflow,
+    Zookeeper,
+}
+
+impl CoordMemoryArgs {
+    fn config(&self, quick: bool) -> Result<MemoryConfig, ToolError> {
+        let exe = zabflow_exe()?;
+        let mut config = if self.suite {
+            MemoryConfig::suite(exe)
+        } else {
+            let targets = match self.target {
+                None => vec![
+                    TargetSpec::Zabflow { exe, nodes: 1 },
+                    TargetSpec::Zookeeper { nodes: 1, install: false },
+                ],
+                Some(MemoryTarget::Zabflow) => vec![TargetSpec::Zabflow { exe, nodes: 1 }],
+                Some(MemoryTarget::Zookeeper) => {
+                    vec![TargetSpec::Zookeeper { nodes: 1, install: false }]
+                }
+            };
+            MemoryConfig::new(targets)
+        };
+        if quick {
+            config.znodes = QUICK_MEMORY_ZNODES;
+            config.settle = Duration::from_secs(1);
+        }
+        config.znodes = self.znodes.unwrap_or(config.znodes);
+        config.value_bytes = self.value_bytes.unwrap_or(config.value_bytes);
+        config.settle = self.settle.unwrap_or(config.settle);
+        config.data_parent = self.dir.clone().unwrap_or(config.data_parent);
+        Ok(config)
+    }
+}
+
+/// Znodes `coord-memory --quick` loads.
+const QUICK_MEMORY_ZNODES: usize = 20_000;
+
+/// This executable, which the coord scenarios start as `zabflow node`.
+fn zabflow_exe() -> Result<PathBuf, ToolError> {
+    let exe = std::env::current_exe().map_err(|error| {
+        zabflow_bench::BenchError::Target(format!("cannot find the zabflow executable: {error}"))
+    })?;
+    Ok(exe)
+}
+
 /// Runs the chosen scenario, or the whole suite.
 pub fn run(args: BenchArgs) -> Result<(), ToolError> {
     match &args.scenario {
         Some(scenario) => {
-            run_and_write(scenario, args.quick, args.out.clone())?;
+            let mut report = run_scenario(scenario, args.quick)?;
+            write_and_print(&mut report, args.out.clone())?;
+            Ok(())
         }
-        None => {
-            for scenario in suite() {
-                let report = run_scenario(&scenario, args.quick)?;
-                let dir = args.out.as_ref().map(|out| out.join(&report.scenario));
-                write_and_print(report, dir)?;
-            }
-        }
+        None => run_suite(args.quick, args.out.clone()),
     }
-    Ok(())
 }
 
-fn run_and_write(scenario: &Scenario, quick: bool, dir: Option<PathBuf>) -> Result<(), ToolError> {
-    let report = run_scenario(scenario, quick)?;
-    write_and_print(report, dir)
+/// Runs every scenario of [`suite`] into one run directory, then writes its index and
+/// prints the headline ratios; fails at the end if any scenario failed.
+fn run_suite(quick: bool, out: Option<PathBuf>) -> Result<(), ToolError> {
+    let run_dir = out.unwrap_or_else(default_suite_dir);
+    let mut entries = Vec::new();
+    for scenario in suite() {
+        let name = scenario.name();
+        let outcome = run_scenario(&scenario, quick).and_then(|mut report| {
+            write_and_print(&mut report, Some(run_dir.join(name)))?;
+            Ok(report)
+        });
+        if let Err(error) = &outcome {
+            eprintln!("zabflow bench: {name} failed: {error}");
+        }
+        let outcome = outcome.map_err(|error| error.to_string());
+        entries.push(SuiteEntry { scenario: name.to_owned(), outcome });
+    }
+    let command = if quick { "zabflow bench --quick" } else { "zabflow bench" };
+    let index_path = index::write(&run_dir, &entries, command)?;
+    print_stdout(&index::headlines(&entries, &index_path))?;
+    let failed: Vec<&str> =
+        entries.iter().filter(|e| e.outcome.is_err()).map(|e| e.scenario.as_str()).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let message =
+        format!("the suite's {} failed (see {})", failed.join(", "), index_path.display());
+    Err(ToolError::Bench(zabflow_bench::BenchError::Target(message)))
+}
+
+/// `reports/suite-<UTC start, e.g. 20250102T030405Z>` under the current directory.
+fn default_suite_dir() -> PathBuf {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp: String = now.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    PathBuf::from(REPORTS_DIR_DEFAULT).join(format!("suite-{stamp}"))
 }
 
 /// Writes the report (into `dir` or its default directory) and prints its table and path.
-fn write_and_print(mut report: Report, dir: Option<PathBuf>) -> Result<(), ToolError> {
+fn write_and_print(report: &mut Report, dir: Option<PathBuf>) -> Result<(), ToolError> {
     let dir = dir.unwrap_or_else(|| report.default_dir());
     let written = report.write(&dir)?;
-    let side_by_side =
-        if report.scenario == "coord" { coord::side_by_side(&report) } else { String::new() };
-    print_stdout(&format!(
-        "{}\n{side_by_side}report: {}\n",
-        compare::show(&report),
-        written.display()
-    ))
+    let table = match report.scenario.as_str() {
+        "coord" => format!("{}\n{}", compare::show(report), coord::side_by_side(report)),
+        "coord-memory" => memory::table(report),
+        _ => compare::show(report),
+    };
+    print_stdout(&format!("{table}\nreport: {}\n", written.display()))
 }

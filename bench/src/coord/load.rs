@@ -15,7 +15,9 @@
 
 use super::cpu;
 use super::workload::{Mix, MixOp, Op, Pacing, Workload};
-use crate::constants::{COORD_DRAIN_TIMEOUT, COORD_GENERATOR_THREADS_MAX};
+use crate::constants::{
+    COORD_DRAIN_TIMEOUT, COORD_GENERATOR_THREADS_MAX, COORD_POPULATE_SESSIONS_MAX,
+};
 use crate::error::{BenchError, Result};
 use crate::report::latency_histogram;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -29,21 +31,25 @@ use zabflow_net::jute::{
 };
 use zabflow_net::ZkError;
 
-/// Parent of every node the generator touches.
-const ROOT_PATH: &str = "/bench";
-/// Parent of the create/delete pairs' nodes.
-const TMP_PATH: &str = "/bench/tmp";
-/// Parent of the sequential nodes (they accumulate for the life of the target).
-const SEQ_PATH: &str = "/bench/seq";
+/// Parent of every node the generator touches on a server it started itself.
+pub const ROOT_PATH_DEFAULT: &str = "/bench";
 /// Longest a generator thread blocks on its completion channel before it looks at the clock.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
-/// Creates in flight while pre-creating the keys.
+/// Creates in flight per session while pre-creating the keys.
 const POPULATE_DEPTH: usize = 256;
 
-/// The data the generator works on.
+/// The data the generator works on, all of it under one root:
+///
+/// ```text
+/// <root>/n0000000 …   the keys: pre-created, read and written by uniformly random key
+/// <root>/tmp/…        the create/delete pairs' nodes
+/// <root>/seq/s-…      the sequential nodes (they accumulate for the life of the root)
+/// ```
 #[derive(Debug, Clone)]
 pub struct Keyspace {
-    /// `/bench/n0000000` …: pre-created, read and written by uniformly random key.
+    /// `/bench` on a fresh target; a per-run root on an external one, removed afterwards.
+    pub root: String,
+    /// `<root>/n0000000` …, in key order.
     pub paths: Vec<String>,
     /// The value every write stores.
     pub value: Vec<u8>,
@@ -52,10 +58,25 @@ pub struct Keyspace {
 }
 
 impl Keyspace {
-    /// `znodes` keys of `value_bytes` each.
+    /// `znodes` keys of `value_bytes` each under [`ROOT_PATH_DEFAULT`].
     pub fn new(znodes: usize, value_bytes: usize, seed: u64) -> Keyspace {
-        let paths = (0..znodes).map(|key| format!("{ROOT_PATH}/n{key:07}")).collect();
-        Keyspace { paths, value: vec![b'v'; value_bytes], seed }
+        Keyspace::under(ROOT_PATH_DEFAULT, znodes, value_bytes, seed)
+    }
+
+    /// `znodes` keys of `value_bytes` each under `root` (an absolute path, no trailing `/`).
+    pub fn under(root: &str, znodes: usize, value_bytes: usize, seed: u64) -> Keyspace {
+        let paths = (0..znodes).map(|key| format!("{root}/n{key:07}")).collect();
+        Keyspace { root: root.to_owned(), paths, value: vec![b'v'; value_bytes], seed }
+    }
+
+    /// Parent of the create/delete pairs' nodes.
+    pub fn tmp_path(&self) -> String {
+        format!("{}/tmp", self.root)
+    }
+
+    /// Parent of the sequential nodes.
+    pub fn seq_path(&self) -> String {
+        format!("{}/seq", self.root)
     }
 }
 
@@ -126,25 +147,52 @@ pub fn connect(hosts: &[String], sessions: usize, depth: usize) -> Result<Vec<Cl
         .collect()
 }
 
-/// Creates the parents and the keys (existing ones are kept), `POPULATE_DEPTH` at a time.
+/// Creates the parents and the keys (existing ones are kept), the keys spread over at most
+/// [`COORD_POPULATE_SESSIONS_MAX`] of `clients`, each with `POPULATE_DEPTH` creates in flight.
+/// Returns how long the keys took, from the first create sent to the last reply.
 ///
 /// # Errors
 /// [`BenchError::Load`] for any failure but `NodeExists`.
-pub fn populate(client: &Client, keyspace: &Keyspace) -> Result<()> {
-    for parent in [ROOT_PATH, TMP_PATH, SEQ_PATH] {
-        match client.create(parent, b"", &[ACL::open_unsafe()], CreateMode::Persistent) {
+pub fn populate(clients: &[Client], keyspace: &Keyspace) -> Result<Duration> {
+    let first = clients.first().ok_or_else(|| BenchError::Load("no session".to_owned()))?;
+    for parent in [keyspace.root.clone(), keyspace.tmp_path(), keyspace.seq_path()] {
+        match first.create(&parent, b"", &[ACL::open_unsafe()], CreateMode::Persistent) {
             Ok(_) | Err(ZkError::Code(ErrorCode::NodeExists)) => {}
             Err(error) => return Err(BenchError::Load(format!("create {parent}: {error}"))),
         }
     }
+    let sessions = clients.len().min(COORD_POPULATE_SESSIONS_MAX);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = clients[..sessions]
+            .iter()
+            .enumerate()
+            .map(|(index, client)| {
+                let paths = keyspace.paths.iter().skip(index).step_by(sessions);
+                scope.spawn(move || create_keys(client, paths, &keyspace.value))
+            })
+            .collect();
+        handles.into_iter().try_for_each(|handle| {
+            handle.join().map_err(|_| BenchError::Thread("populate panicked".to_owned()))?
+        })
+    })?;
+    Ok(start.elapsed())
+}
+
+/// Creates `paths` through one session, `POPULATE_DEPTH` at a time.
+fn create_keys<'a>(
+    client: &Client,
+    paths: impl Iterator<Item = &'a String>,
+    value: &[u8],
+) -> Result<()> {
     let (sender, receiver) = crossbeam_channel::bounded(POPULATE_DEPTH);
     let mut in_flight = 0usize;
-    for path in &keyspace.paths {
+    for path in paths {
         if in_flight == POPULATE_DEPTH {
             expect_created(&receiver)?;
             in_flight -= 1;
         }
-        let request = create(path.clone(), &keyspace.value, CreateMode::Persistent);
+        let request = create(path.clone(), value, CreateMode::Persistent);
         client.submit(request, 0, &sender).map_err(|e| BenchError::Load(e.to_string()))?;
         in_flight += 1;
     }
@@ -279,7 +327,7 @@ impl<'a> Driver<'a> {
                 rng: splitmix64(keyspace.seed ^ (index as u64).wrapping_mul(0x9E37_79B9)),
                 created: None,
                 created_count: 0,
-                tmp_prefix: format!("{TMP_PATH}/s{:x}-", client.session_id()),
+                tmp_prefix: format!("{}/s{:x}-", keyspace.tmp_path(), client.session_id()),
             })
             .collect();
         Driver {
@@ -427,7 +475,7 @@ impl<'a> Driver<'a> {
                 (Op::Multi, Request::Multi(MultiRequest { ops }))
             }
             MixOp::CreateSequential => {
-                let path = format!("{SEQ_PATH}/s-");
+                let path = format!("{}/s-", keyspace.seq_path());
                 (
                     Op::CreateSequential,
                     create(path, &keyspace.value, CreateMode::PersistentSequential),

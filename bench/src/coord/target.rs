@@ -9,10 +9,10 @@
 //! dropped. An external target only records its connect string: it has no PIDs, so its
 //! server CPU is not measured.
 
-use crate::constants::{COORD_SERVER_WAIT, COORD_TICK_TIME_MS};
+use crate::constants::{COORD_HOST_PROBE_TIMEOUT, COORD_SERVER_WAIT, COORD_TICK_TIME_MS};
 use crate::error::{BenchError, Result};
 use crate::report::Target;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,8 +62,9 @@ impl TargetSpec {
     ///
     /// # Errors
     /// [`BenchError::Target`] when the servers cannot be started, ZooKeeper is not installed
-    /// (with the command that installs it), or a zabflow ensemble of more than one node is
-    /// asked for before replication exists.
+    /// (with the command that installs it), a zabflow ensemble of more than one node is
+    /// asked for before replication exists, or an external host does not accept connections
+    /// within [`COORD_HOST_PROBE_TIMEOUT`].
     pub fn start(&self, data_parent: &Path) -> Result<RunningTarget> {
         match self {
             TargetSpec::Zabflow { exe, nodes } => {
@@ -81,6 +82,7 @@ impl TargetSpec {
                 start_zookeeper(*nodes, *install, data_parent)
             }
             TargetSpec::External { hosts } => {
+                probe_hosts(hosts)?;
                 Ok(RunningTarget { hosts: hosts.clone(), kept: Kept::External })
             }
         }
@@ -113,6 +115,37 @@ impl RunningTarget {
             Kept::External => Vec::new(),
         }
     }
+}
+
+/// Fails unless every one of `hosts` accepts a TCP connection, naming each that does not.
+fn probe_hosts(hosts: &[String]) -> Result<()> {
+    if hosts.is_empty() {
+        return Err(BenchError::Target("--target external needs --hosts H:P,…".to_owned()));
+    }
+    let failures: Vec<String> = hosts
+        .iter()
+        .filter_map(|host| probe_host(host).err().map(|error| format!("{host} ({error})")))
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(BenchError::Target(format!(
+        "--target external: cannot reach {} within {COORD_HOST_PROBE_TIMEOUT:?}; is the \
+         ensemble running, and are these its client ports? (nothing was measured)",
+        failures.join(", ")
+    )))
+}
+
+fn probe_host(host: &str) -> std::io::Result<()> {
+    let addresses: Vec<SocketAddr> = host.to_socket_addrs()?.collect();
+    let mut last_error = std::io::Error::other("resolves to no address");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, COORD_HOST_PROBE_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
 }
 
 /// Whether the Debian package `zookeeper` is installed.
@@ -237,4 +270,26 @@ fn free_port() -> Result<u16> {
         .map_err(|error| target_error("cannot find a free port", error))?;
     let port = listener.local_addr().map_err(|e| target_error("cannot find a free port", e))?;
     Ok(port.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_external_hosts_fail_clearly_and_at_once() {
+        let closed_port = free_port().unwrap();
+        let host = format!("127.0.0.1:{closed_port}");
+        let spec = TargetSpec::External { hosts: vec![host.clone()] };
+        let started = Instant::now();
+        let error = spec.start(Path::new(".")).unwrap_err().to_string();
+        assert!(started.elapsed() < COORD_HOST_PROBE_TIMEOUT, "{error}");
+        assert!(error.contains(&format!("cannot reach {host} (")), "{error}");
+        assert!(error.contains("nothing was measured"), "{error}");
+        let unresolvable = TargetSpec::External { hosts: vec!["no-such-host.invalid:2181".into()] };
+        assert!(unresolvable.start(Path::new(".")).is_err());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = TargetSpec::External { hosts: vec![listener.local_addr().unwrap().to_string()] };
+        assert!(open.start(Path::new(".")).is_ok());
+    }
 }
