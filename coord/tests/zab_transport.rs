@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zabflow_coord::config::PeerConfig;
-use zabflow_coord::zab::transport::{PeerEvent, PeerTransport, TransportConfig};
+use zabflow_coord::zab::transport::{
+    PeerEvent, PeerTransport, TransportConfig, RECEIVED_BYTES_HIGH,
+};
 use zabflow_coord::zab::wire::{self, FrameDecoder, Hello, PortKind, FRAME_HEADER_BYTES};
 use zabflow_coord::zab::{Entry, Message, PeerState, ServerId, SyncMode, Vote};
 
@@ -491,4 +493,34 @@ fn a_corrupt_frame_drops_the_link_and_a_new_connection_replaces_the_old() {
         PeerEvent::Connected(2),
     ];
     assert_eq!(links, expected.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn an_owner_that_does_not_take_events_pushes_back_on_the_sender() {
+    let peers = ensemble(2);
+    let mut receiver = Node::start(1, &peers);
+    let config = TransportConfig { output_bytes_max: 1 << 20, ..TransportConfig::default() };
+    let mut sender = Node::start_with(2, &peers, config);
+    sender.wait_connected(1);
+    receiver.wait_connected(2);
+    // The receiver's owner takes nothing now: its thread stops reading at
+    // RECEIVED_BYTES_HIGH, TCP fills up, and the sender's bounded output overflows.
+    let payload = vec![0xa5; 256 << 10];
+    let deadline = Instant::now() + WAIT;
+    let mut sent_bytes = 0usize;
+    while last_link_event(&sender.log, 1) != Some(false) {
+        assert!(Instant::now() < deadline, "still connected after {sent_bytes} bytes");
+        for _ in 0..4 {
+            sender.transport.send(1, Message::Request { payload: payload.clone() });
+            sent_bytes += payload.len();
+        }
+        sender.pump(Duration::from_millis(5));
+    }
+    assert!(sent_bytes >= RECEIVED_BYTES_HIGH, "{sent_bytes}");
+    // Taking the events lets the receiver read on; the link comes back.
+    receiver.wait_disconnected(2);
+    receiver.wait_connected(2);
+    sender.wait_connected(1);
+    let received = receiver.received_from(2).len() * payload.len();
+    assert!(received >= RECEIVED_BYTES_HIGH, "{received}");
 }

@@ -86,6 +86,9 @@ pub const RECEIVED_BYTES_HIGH: usize = 64 << 20;
 /// Accepted connections that have not sent their hello yet, at most; more are refused.
 pub const HANDSHAKES_MAX: usize = 64;
 
+/// Reads from one socket before the others get their turn.
+const READS_PER_TURN_MAX: usize = 16;
+
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 256;
 
@@ -257,7 +260,7 @@ impl PeerTransport {
             wake,
             delivered: false,
             dirty: HashSet::new(),
-            paused: HashSet::new(),
+            unread: HashSet::new(),
         };
         let thread = std::thread::Builder::new()
             .name("zabflow-peers".to_owned())
@@ -470,8 +473,9 @@ struct Driver {
     delivered: bool,
     /// Links with output to write.
     dirty: HashSet<Token>,
-    /// Established links with unread input, waiting for the owner to take events.
-    paused: HashSet<Token>,
+    /// Links that may have unread input: waiting for the owner to take events
+    /// (`RECEIVED_BYTES_HIGH`), or for their next turn (`READS_PER_TURN_MAX`).
+    unread: HashSet<Token>,
 }
 
 impl Driver {
@@ -503,7 +507,7 @@ impl Driver {
         self.drain_outgoing();
         self.dial_due(now);
         self.expire_handshakes(now);
-        self.resume_paused();
+        self.resume_unread();
         self.flush_dirty();
         if std::mem::take(&mut self.delivered) {
             (self.wake)();
@@ -511,8 +515,12 @@ impl Driver {
     }
 
     /// Sleep until the next dial is due, but no longer than `POLL_TIMEOUT_MS_MAX` (handshake
-    /// deadlines are checked at that granularity).
+    /// deadlines are checked at that granularity); not at all while a link that had its turn
+    /// may have more to read.
     fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.unread.is_empty() && !self.reads_paused() {
+            return Duration::ZERO;
+        }
         let dial_times = self.peers.values().flat_map(|peer| &peer.slots).filter_map(|s| s.dial_at);
         dial_times
             .map(|at| at.saturating_duration_since(now))
@@ -659,14 +667,20 @@ impl Driver {
         self.dirty.insert(token);
     }
 
-    /// Reads until the socket is drained, the link closes or reading pauses.
+    /// Whether the owner has so many received bytes to take that reading stops.
+    fn reads_paused(&self) -> bool {
+        self.shared.received_bytes.load(Ordering::Acquire) >= RECEIVED_BYTES_HIGH
+    }
+
+    /// Reads until the socket is drained or the link closes; or, while reading is paused or
+    /// after `READS_PER_TURN_MAX` reads (so that one busy peer cannot starve the others),
+    /// leaves the rest for a later pass.
     fn read(&mut self, token: Token) {
-        loop {
+        for _ in 0..READS_PER_TURN_MAX {
+            let paused = self.reads_paused();
             let Some(link) = self.links.get_mut(&token) else { return };
-            let paused = self.shared.received_bytes.load(Ordering::Acquire) >= RECEIVED_BYTES_HIGH;
             if paused && link.state == LinkState::Established {
-                self.paused.insert(token);
-                return;
+                break;
             }
             match link.decoder.read_from(&mut link.socket) {
                 Ok(0) => return self.close(token, "closed by the peer"),
@@ -680,6 +694,7 @@ impl Driver {
                 Err(error) => return self.close(token, &format!("read: {error}")),
             }
         }
+        self.unread.insert(token);
     }
 
     /// Handles every complete frame buffered; false when the link was closed.
@@ -791,7 +806,7 @@ impl Driver {
         let Some(mut link) = self.links.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut link.socket);
         self.dirty.remove(&token);
-        self.paused.remove(&token);
+        self.unread.remove(&token);
         let established = link.state == LinkState::Established;
         let Some(id) =
             link.peer.filter(|id| self.peers[id].slots[slot_index(link.kind)].link == Some(token))
@@ -902,14 +917,12 @@ impl Driver {
         }
     }
 
-    fn resume_paused(&mut self) {
-        if self.paused.is_empty()
-            || self.shared.received_bytes.load(Ordering::Acquire) >= RECEIVED_BYTES_HIGH
-        {
+    fn resume_unread(&mut self) {
+        if self.unread.is_empty() || self.reads_paused() {
             return;
         }
-        let paused: Vec<Token> = self.paused.drain().collect();
-        for token in paused {
+        let unread: Vec<Token> = self.unread.drain().collect();
+        for token in unread {
             self.read(token);
         }
     }
