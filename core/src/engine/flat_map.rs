@@ -11,7 +11,12 @@ pub struct Emitter<'a, O> {
     emit: &'a mut dyn FnMut(O),
 }
 
-impl<O> Emitter<'_, O> {
+impl<'a, O> Emitter<'a, O> {
+    /// An emitter passing each output to `emit`.
+    pub(crate) fn new(emit: &'a mut dyn FnMut(O)) -> Self {
+        Emitter { emit }
+    }
+
     /// Emits one output record (with the input record's timestamp).
     #[inline]
     pub fn emit(&mut self, record: O) {

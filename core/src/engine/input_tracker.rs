@@ -4,7 +4,10 @@
 //! ring and it answers what changed for the shard as a whole. The shard's watermark is the
 //! minimum over its inputs (a window may only fire once *every* producer has promised to
 //! send nothing older); an ended input counts as `u64::MAX`, so when all inputs end the
-//! watermark jumps to the end of time and every window flushes. A barrier of epoch `e` is
+//! watermark jumps to the end of time and every window flushes. An idle input (its source
+//! had nothing for a while) is left out of the minimum until it sends a watermark again, so
+//! a silent source does not hold time back; when every live input is idle the watermark
+//! moves to the largest of theirs (as Flink's `StatusWatermarkValve`). A barrier of epoch `e` is
 //! aligned once it has arrived on every input; this module reports alignment, the
 //! exactly-once work will snapshot on it.
 
@@ -25,6 +28,7 @@ pub struct InputTracker {
     watermarks: Vec<u64>,
     barriers: Vec<Option<u64>>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
     watermark: u64,
 }
 
@@ -37,6 +41,7 @@ impl InputTracker {
             watermarks: vec![0; inputs],
             barriers: vec![None; inputs],
             ended: vec![false; inputs],
+            idle: vec![false; inputs],
             watermark: 0,
         }
     }
@@ -59,6 +64,17 @@ impl InputTracker {
         assert!(!self.ended[input], "watermark after End on input {input}");
         let slot = &mut self.watermarks[input];
         *slot = (*slot).max(timestamp);
+        self.idle[input] = false;
+        self.recompute()
+    }
+
+    /// Input `input` went idle: its watermark no longer holds the minimum back.
+    ///
+    /// # Panics
+    /// If the input has already ended (a producer bug).
+    pub fn on_idle(&mut self, input: usize) -> Advance {
+        assert!(!self.ended[input], "idle after End on input {input}");
+        self.idle[input] = true;
         self.recompute()
     }
 
@@ -66,6 +82,7 @@ impl InputTracker {
     pub fn on_end(&mut self, input: usize) -> Advance {
         assert!(!self.ended[input], "End twice on input {input}");
         self.ended[input] = true;
+        self.idle[input] = false;
         self.watermarks[input] = u64::MAX;
         self.recompute()
     }
@@ -91,7 +108,14 @@ impl InputTracker {
     }
 
     fn recompute(&mut self) -> Advance {
-        let minimum = self.watermarks.iter().copied().min().expect("at least one input");
+        let live = || self.watermarks.iter().zip(&self.ended).filter(|(_, &ended)| !ended);
+        let active = live().zip(&self.idle).filter(|(_, &idle)| !idle);
+        let minimum = match active.map(|((&watermark, _), _)| watermark).min() {
+            Some(minimum) => minimum,
+            // No live input is active: time moves to the furthest idle one, or to the end
+            // of time once every input has ended.
+            None => live().map(|(&watermark, _)| watermark).max().unwrap_or(u64::MAX),
+        };
         if minimum > self.watermark {
             self.watermark = minimum;
             Advance::Watermark(minimum)
@@ -117,6 +141,21 @@ mod tests {
         assert!(!tracker.all_ended());
         assert_eq!(tracker.on_end(1), Advance::Watermark(u64::MAX));
         assert!(tracker.all_ended());
+    }
+
+    #[test]
+    fn an_idle_input_does_not_hold_the_watermark_back_until_it_speaks_again() {
+        let mut tracker = InputTracker::new(3);
+        tracker.on_watermark(0, 50);
+        tracker.on_watermark(1, 70);
+        assert_eq!(tracker.on_idle(2), Advance::Watermark(50));
+        assert_eq!(tracker.on_idle(0), Advance::Watermark(70));
+        assert_eq!(tracker.on_idle(1), Advance::None, "all idle: the largest, 70");
+        assert_eq!(tracker.on_watermark(2, 10), Advance::None, "back, behind: time stays");
+        assert_eq!(tracker.on_watermark(2, 90), Advance::Watermark(90), "2 alone is active");
+        assert_eq!(tracker.on_end(2), Advance::None, "0 and 1 idle at 50 and 70");
+        assert_eq!(tracker.on_watermark(0, 80), Advance::None);
+        assert_eq!(tracker.on_watermark(0, 100), Advance::Watermark(100));
     }
 
     #[test]

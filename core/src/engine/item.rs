@@ -24,6 +24,9 @@ pub enum Item<T> {
     /// The producing shard promises that every later record on this ring has a timestamp
     /// at or above this one.
     Watermark(u64),
+    /// The producing shard's source has had no record for its idle timeout: leave this
+    /// input out of the watermark minimum until its next `Watermark` (Flink's idleness).
+    Idle,
     /// Checkpoint barrier of an epoch: every record of the epoch precedes it on this ring.
     /// Routed and aligned by the engine; snapshots are the exactly-once work's to add.
     Barrier(u64),

@@ -4,12 +4,20 @@
 //! Job::new(config)
 //!     .source("events", |partition| Generator::new(..., partition))
 //!     .map("parse", ..).filter("valid", ..).flat_map("split", ..)   // fused, one loop
+//!     .with_idleness(Duration::from_millis(200))                     // optional
 //!     .key_by("by_user", |event| event.key)                          // the exchange
-//!     .window(Tumbling::of(1000))
-//!     .aggregate("count", Count)
+//!     .window(Sliding::of(10_000, 1000))          // or Tumbling, Session; event or processing time
+//!     .allowed_lateness(500)                                         // optional
+//!     .late_sink("late", |_shard| CollectSink::default())            // optional side output
+//!     .aggregate("count", Count)              // or .reduce(..), .process(..) (all elements)
 //!     .sink("out", |_shard| CollectSink::default())
 //!     .run()?
 //! ```
+//!
+//! A custom keyed operator takes the place of `window(..).aggregate(..)`:
+//! `.key_by(..).process("dedup", |scope| Dedup { seen: ValueState::new(&scope) })`, where
+//! the function implements [`KeyedProcessFunction`] over keyed state
+//! ([`keyed_state`](super::keyed_state)) scoped to the shard's key groups.
 //!
 //! Each step returns a new type that carries the whole pipeline in its generic
 //! parameters, so `run` compiles to one specialised loop per shard: no boxed operator and
@@ -18,21 +26,27 @@
 //! stay on their shard (pipeline) until `key_by`, which exchanges them over the mesh by
 //! key group; a stream without `key_by` runs source → chain → sink on each shard alone.
 //! Sources and sinks are factories called once per shard, on the caller's thread.
+//! `run` exchanges over the engine's `rtrb` mesh; `run_on` takes another [`Exchange`] (the
+//! benchmark's crossbeam baseline), and `observe` attaches live [`JobMetrics`].
 
 use super::aggregate::Aggregate;
 use super::chain::{Chain, Identity};
 use super::filter::Filter;
 use super::flat_map::{Emitter, FlatMap};
-use super::input_tracker::InputTracker;
 use super::item::Stamped;
 use super::key_group::KeyGroups;
+use super::keyed_process::{KeyedProcessFunction, ProcessOperator};
+use super::keyed_state::KeyScope;
 use super::map::Map;
-use super::mesh::MeshBuilder;
+use super::mesh::{Exchange, MeshBuilder, RtrbExchange};
+use super::metrics::JobMetrics;
+use super::operator::KeyedOperator;
 use super::runtime::run_on_shards;
-use super::shard::{OperatorNames, ShardStats, StatelessShard, WindowedShard};
-use super::sink::Sink;
-use super::source::{Partition, Source, SourceStatus};
-use super::window::{Tumbling, WindowOperator, WindowResult};
+use super::shard::{KeyedShard, KeyedShardParts, OperatorNames, ShardStats, StatelessShard};
+use super::sink::{CountingSink, Sink};
+use super::source::{Partition, Source};
+use super::window::{Window, WindowSpec};
+use super::window_function::{Aggregated, Processed, Reduced, WindowFunction};
 use crate::constants::{
     KEY_GROUPS_DEFAULT, KEY_GROUPS_MAX, RING_SLOTS_DEFAULT, RING_SLOTS_MAX, SHARDS_MAX,
     SOURCE_BATCH_RECORDS_DEFAULT, SOURCE_BATCH_RECORDS_MAX,
@@ -41,6 +55,7 @@ use crate::Error;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Placement and capacity of a job: every bound it allocates with, chosen up front.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,15 +103,17 @@ impl JobConfig {
     }
 }
 
-/// What a finished job hands back: each shard's sink output and statistics, in shard order.
+/// What a finished job hands back: each shard's sink output, late side output (`L`; for a
+/// job without one, the number of late records) and statistics, in shard order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobOutput<O> {
+pub struct JobOutput<O, L = u64> {
     pub sink_outputs: Vec<O>,
+    pub late_outputs: Vec<L>,
     pub shards: Vec<ShardStats>,
 }
 
-impl<O> JobOutput<O> {
-    /// Records dropped as late, over all shards.
+impl<O, L> JobOutput<O, L> {
+    /// Records sent to the late side output, over all shards.
     pub fn late_records(&self) -> u64 {
         self.shards.iter().map(|stats| stats.late_records).sum()
     }
@@ -131,6 +148,7 @@ impl Job {
             source_name: name,
             source: Arc::new(factory),
             chain: Identity,
+            idleness: None,
         }
     }
 }
@@ -141,11 +159,19 @@ pub struct Stream<S, C> {
     source_name: &'static str,
     source: Factory<Partition, S>,
     chain: C,
+    idleness: Option<Duration>,
 }
 
 impl<S: Source, C: Chain<S::Record>> Stream<S, C> {
     fn with_chain<D>(self, chain: D) -> Stream<S, D> {
-        Stream { config: self.config, source_name: self.source_name, source: self.source, chain }
+        let Stream { config, source_name, source, idleness, .. } = self;
+        Stream { config, source_name, source, chain, idleness }
+    }
+
+    /// A source partition that gives no record for `timeout` is idle: it stops holding the
+    /// watermark back until it gives records again (Flink's `withIdleness`).
+    pub fn with_idleness(self, timeout: Duration) -> Self {
+        Stream { idleness: Some(timeout), ..self }
     }
 
     /// One output per record.
@@ -178,12 +204,12 @@ impl<S: Source, C: Chain<S::Record>> Stream<S, C> {
     }
 
     /// Partitions the stream by key: records travel to the shard owning their key group.
-    pub fn key_by<KF, K>(self, name: &'static str, key_fn: KF) -> KeyedStream<S, C, KF>
+    pub fn key_by<KF, K>(self, name: &'static str, key_fn: KF) -> KeyedStream<S, C, KF, K>
     where
         KF: Fn(&C::Out) -> K + Clone + Send + 'static,
         K: Copy + Eq + Hash + Send + 'static,
     {
-        KeyedStream { stream: self, name, key_fn }
+        KeyedStream { stream: self, name, key_fn, key: PhantomData }
     }
 
     /// Ends the (unkeyed) stream in a sink on each shard.
@@ -192,52 +218,197 @@ impl<S: Source, C: Chain<S::Record>> Stream<S, C> {
         name: &'static str,
         factory: impl Fn(usize) -> Snk + Send + Sync + 'static,
     ) -> StatelessJob<S, C, Snk> {
-        StatelessJob { stream: self, sink_name: name, sink: Arc::new(factory) }
+        StatelessJob { stream: self, sink_name: name, sink: Arc::new(factory), metrics: None }
     }
 }
 
 /// A stream partitioned by key.
-pub struct KeyedStream<S, C, KF> {
+pub struct KeyedStream<S, C, KF, K> {
     stream: Stream<S, C>,
     name: &'static str,
     key_fn: KF,
+    key: PhantomData<fn() -> K>,
 }
 
-impl<S, C, KF> KeyedStream<S, C, KF> {
-    /// Groups each key's records into event-time windows.
-    pub fn window(self, window: Tumbling) -> WindowedStream<S, C, KF> {
-        WindowedStream { keyed: self, window }
+impl<S: Source, C: Chain<S::Record>, KF, K> KeyedStream<S, C, KF, K> {
+    /// Groups each key's records into windows.
+    pub fn window<W: WindowSpec>(self, spec: W) -> WindowedStream<S, C, KF, K, W, CountingSink> {
+        WindowedStream {
+            keyed: self,
+            spec,
+            lateness: 0,
+            late_sink_name: "late",
+            late_sink: Arc::new(|_| CountingSink::default()),
+        }
+    }
+
+    /// Runs a custom keyed operator: `factory(scope)` builds each shard's instance, with
+    /// keyed state for the key groups of `scope`.
+    pub fn process<P, PF>(
+        self,
+        name: &'static str,
+        factory: PF,
+    ) -> OperatorStream<S, C, KF, K, ProcessFactory<PF>, CountingSink>
+    where
+        PF: Fn(KeyScope) -> P,
+        P: KeyedProcessFunction<K, C::Out>,
+    {
+        OperatorStream {
+            keyed: self,
+            operator_name: name,
+            operator: ProcessFactory { factory, name },
+            late_sink_name: "late",
+            late_sink: Arc::new(|_| CountingSink::default()),
+        }
     }
 }
 
 /// A keyed stream cut into windows.
-pub struct WindowedStream<S, C, KF> {
-    keyed: KeyedStream<S, C, KF>,
-    window: Tumbling,
+pub struct WindowedStream<S, C, KF, K, W, LSnk> {
+    keyed: KeyedStream<S, C, KF, K>,
+    spec: W,
+    lateness: u64,
+    late_sink_name: &'static str,
+    late_sink: Factory<usize, LSnk>,
 }
 
-impl<S, C, KF> WindowedStream<S, C, KF> {
-    /// Folds each (key, window) with `aggregate`.
-    pub fn aggregate<A>(self, name: &'static str, aggregate: A) -> AggregatedStream<S, C, KF, A> {
-        AggregatedStream { windowed: self, name, aggregate }
+impl<S, C, KF, K, W, LSnk> WindowedStream<S, C, KF, K, W, LSnk>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    K: Copy + Eq + Hash + Send + 'static,
+    W: WindowSpec,
+{
+    /// Keeps fired windows for `lateness` ms more, re-firing a window when a record within
+    /// that time arrives for it (see [`window`](super::window) for what is late).
+    pub fn allowed_lateness(self, lateness: u64) -> Self {
+        WindowedStream { lateness, ..self }
+    }
+
+    /// Sends late records to `factory(shard)`'s sink instead of only counting them.
+    pub fn late_sink<L: Sink<Stamped<C::Out>>>(
+        self,
+        name: &'static str,
+        factory: impl Fn(usize) -> L + Send + Sync + 'static,
+    ) -> WindowedStream<S, C, KF, K, W, L> {
+        let WindowedStream { keyed, spec, lateness, .. } = self;
+        WindowedStream { keyed, spec, lateness, late_sink_name: name, late_sink: Arc::new(factory) }
+    }
+
+    fn with_function<F>(
+        self,
+        name: &'static str,
+        function: F,
+    ) -> WindowedOperator<S, C, KF, K, W, F, LSnk> {
+        let WindowedStream { keyed, spec, lateness, late_sink_name, late_sink } = self;
+        let operator = WindowFactory { spec, function, lateness };
+        OperatorStream { keyed, operator_name: name, operator, late_sink_name, late_sink }
+    }
+
+    /// Folds each (key, window) with an incremental `aggregate`.
+    pub fn aggregate<A: Aggregate<C::Out>>(
+        self,
+        name: &'static str,
+        aggregate: A,
+    ) -> WindowedOperator<S, C, KF, K, W, Aggregated<A>, LSnk> {
+        self.with_function(name, Aggregated(aggregate))
+    }
+
+    /// Folds each (key, window) pairwise with `function(accumulated, next)`.
+    pub fn reduce<F>(
+        self,
+        name: &'static str,
+        function: F,
+    ) -> WindowedOperator<S, C, KF, K, W, Reduced<F, C::Out>, LSnk>
+    where
+        F: Fn(C::Out, &C::Out) -> C::Out + Clone + Send + 'static,
+    {
+        self.with_function(name, Reduced::new(function))
+    }
+
+    /// Calls `function(key, window, elements, out)` once per (key, window) with every
+    /// element of the window (which the window keeps until it fires).
+    #[allow(clippy::type_complexity)]
+    pub fn process<F, O>(
+        self,
+        name: &'static str,
+        function: F,
+    ) -> WindowedOperator<S, C, KF, K, W, Processed<F, C::Out, O>, LSnk>
+    where
+        F: FnMut(&K, Window, &[C::Out], &mut Emitter<'_, O>) + Clone + Send + 'static,
+        O: Send + 'static,
+    {
+        self.with_function(name, Processed { function, name, types: PhantomData })
     }
 }
 
-/// Window results, one per key and window.
-pub struct AggregatedStream<S, C, KF, A> {
-    windowed: WindowedStream<S, C, KF>,
-    name: &'static str,
-    aggregate: A,
+/// A windowed stream with its window function.
+pub type WindowedOperator<S, C, KF, K, W, F, LSnk> =
+    OperatorStream<S, C, KF, K, WindowFactory<W, F>, LSnk>;
+
+/// Builds a shard's keyed operator.
+pub trait OperatorFactory<K, T> {
+    /// The operator.
+    type Operator: KeyedOperator<K, T>;
+    /// A fresh operator for the shard owning the key groups of `scope`.
+    fn build(&self, scope: &KeyScope) -> Self::Operator;
 }
 
-impl<S, C, KF, A> AggregatedStream<S, C, KF, A> {
+/// Builds window operators: a spec, a window function, an allowed lateness.
+pub struct WindowFactory<W, F> {
+    spec: W,
+    function: F,
+    lateness: u64,
+}
+
+impl<K, T, W, F> OperatorFactory<K, T> for WindowFactory<W, F>
+where
+    K: Copy + Eq + Hash + Send + 'static,
+    T: Send + 'static,
+    W: WindowSpec,
+    F: WindowFunction<K, T>,
+{
+    type Operator = W::Operator<K, T, F>;
+    fn build(&self, _scope: &KeyScope) -> Self::Operator {
+        self.spec.operator(self.function.clone(), self.lateness)
+    }
+}
+
+/// Builds a user's keyed process function per shard.
+pub struct ProcessFactory<PF> {
+    factory: PF,
+    name: &'static str,
+}
+
+impl<K, T, P, PF> OperatorFactory<K, T> for ProcessFactory<PF>
+where
+    T: Copy + Send + 'static,
+    PF: Fn(KeyScope) -> P,
+    P: KeyedProcessFunction<K, T>,
+{
+    type Operator = ProcessOperator<P>;
+    fn build(&self, scope: &KeyScope) -> ProcessOperator<P> {
+        ProcessOperator { function: (self.factory)(scope.clone()), name: self.name }
+    }
+}
+
+/// A keyed stream with its operator, waiting for a sink.
+pub struct OperatorStream<S, C, KF, K, OF, LSnk> {
+    keyed: KeyedStream<S, C, KF, K>,
+    operator_name: &'static str,
+    operator: OF,
+    late_sink_name: &'static str,
+    late_sink: Factory<usize, LSnk>,
+}
+
+impl<S, C, KF, K, OF, LSnk> OperatorStream<S, C, KF, K, OF, LSnk> {
     /// Ends the stream in a sink on each shard.
     pub fn sink<Snk>(
         self,
         name: &'static str,
         factory: impl Fn(usize) -> Snk + Send + Sync + 'static,
-    ) -> WindowedJob<S, C, KF, A, Snk> {
-        WindowedJob { aggregated: self, sink_name: name, sink: Arc::new(factory) }
+    ) -> KeyedJob<S, C, KF, K, OF, Snk, LSnk> {
+        KeyedJob { operated: self, sink_name: name, sink: Arc::new(factory), metrics: None }
     }
 }
 
@@ -246,6 +417,7 @@ pub struct StatelessJob<S, C, Snk> {
     stream: Stream<S, C>,
     sink_name: &'static str,
     sink: Factory<usize, Snk>,
+    metrics: Option<JobMetrics>,
 }
 
 impl<S, C, Snk> StatelessJob<S, C, Snk>
@@ -254,19 +426,26 @@ where
     C: Chain<S::Record>,
     Snk: Sink<Stamped<C::Out>>,
 {
+    /// Publishes live numbers into `metrics` while the job runs.
+    pub fn observe(self, metrics: &JobMetrics) -> Self {
+        StatelessJob { metrics: Some(metrics.clone()), ..self }
+    }
+
     /// Runs the job to the end of its sources on `config.shards` pinned threads.
     ///
     /// # Errors
     /// [`Error::InvalidJob`] for a bad config, [`Error::OperatorPanicked`] naming the
     /// operator if one panicked (after every shard thread has stopped).
-    pub fn run(self) -> Result<JobOutput<Snk::Output>, Error> {
+    pub fn run(self) -> Result<JobOutput<Snk::Output, ()>, Error> {
         let config = self.stream.config;
         config.validate()?;
+        check_metrics(&self.metrics, config)?;
         let names = OperatorNames {
             source: self.stream.source_name,
             key_by: "(none)",
-            aggregate: "(none)",
+            operator: "(none)",
             sink: self.sink_name,
+            late_sink: "(none)",
         };
         let work: Vec<_> = (0..config.shards)
             .map(|index| StatelessShard {
@@ -276,81 +455,114 @@ where
                 chain: self.stream.chain.clone(),
                 sink: (self.sink)(index),
                 batch: config.batch_records,
+                metrics: self.metrics.clone(),
             })
             .collect();
         Ok(collect_output(run_on_shards(work)?))
     }
 }
 
-/// A complete keyed, windowed job, ready to run.
-pub struct WindowedJob<S, C, KF, A, Snk> {
-    aggregated: AggregatedStream<S, C, KF, A>,
-    sink_name: &'static str,
-    sink: Factory<usize, Snk>,
+fn check_metrics(metrics: &Option<JobMetrics>, config: JobConfig) -> Result<(), Error> {
+    match metrics {
+        Some(metrics) if metrics.shards() != config.shards => Err(Error::InvalidJob(format!(
+            "metrics for {} shards observe a job of {}",
+            metrics.shards(),
+            config.shards
+        ))),
+        _ => Ok(()),
+    }
 }
 
-impl<S, C, KF, K, A, Snk> WindowedJob<S, C, KF, A, Snk>
+/// A complete keyed job (windows or a keyed process function), ready to run.
+pub struct KeyedJob<S, C, KF, K, OF, Snk, LSnk> {
+    operated: OperatorStream<S, C, KF, K, OF, LSnk>,
+    sink_name: &'static str,
+    sink: Factory<usize, Snk>,
+    metrics: Option<JobMetrics>,
+}
+
+impl<S, C, KF, K, OF, Snk, LSnk> KeyedJob<S, C, KF, K, OF, Snk, LSnk>
 where
     S: Source,
     C: Chain<S::Record>,
     KF: Fn(&C::Out) -> K + Clone + Send + 'static,
     K: Copy + Eq + Hash + Send + 'static,
-    A: Aggregate<C::Out>,
-    Snk: Sink<WindowResult<K, A::Output>>,
+    OF: OperatorFactory<K, C::Out>,
+    Snk: Sink<<OF::Operator as KeyedOperator<K, C::Out>>::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
 {
-    /// Runs the job to the end of its sources on `config.shards` pinned threads; every
-    /// window has fired when it returns.
+    /// Publishes live numbers into `metrics` while the job runs.
+    pub fn observe(self, metrics: &JobMetrics) -> Self {
+        KeyedJob { metrics: Some(metrics.clone()), ..self }
+    }
+
+    /// Runs the job over the `rtrb` mesh to the end of its sources on `config.shards`
+    /// pinned threads; every window has fired when it returns.
     ///
     /// # Errors
     /// [`Error::InvalidJob`] for a bad config, [`Error::OperatorPanicked`] naming the
     /// operator if one panicked (after every shard thread has stopped).
-    pub fn run(self) -> Result<JobOutput<Snk::Output>, Error> {
-        let aggregated = &self.aggregated;
-        let keyed = &aggregated.windowed.keyed;
+    pub fn run(self) -> Result<JobOutput<Snk::Output, LSnk::Output>, Error> {
+        self.run_on(RtrbExchange)
+    }
+
+    /// [`KeyedJob::run`] over another kind of exchange channel.
+    ///
+    /// # Errors
+    /// As [`KeyedJob::run`].
+    pub fn run_on<X: Exchange>(
+        self,
+        exchange: X,
+    ) -> Result<JobOutput<Snk::Output, LSnk::Output>, Error> {
+        let KeyedJob { operated, sink_name, sink, metrics } = self;
+        let keyed = &operated.keyed;
         let stream = &keyed.stream;
         let config = stream.config;
         config.validate()?;
+        check_metrics(&metrics, config)?;
         let names = OperatorNames {
             source: stream.source_name,
             key_by: keyed.name,
-            aggregate: aggregated.name,
-            sink: self.sink_name,
+            operator: operated.operator_name,
+            sink: sink_name,
+            late_sink: operated.late_sink_name,
         };
         let key_groups = KeyGroups::new(config.key_groups, config.shards);
         let ports = MeshBuilder::new(config.shards, config.ring_slots)
-            .build::<C::Out>(config.batch_records + 2);
+            .build::<C::Out, X>(&exchange, config.batch_records + 2);
         let work: Vec<_> = ports
             .into_iter()
             .enumerate()
-            .map(|(index, ports)| WindowedShard {
-                index,
-                names,
-                source: (stream.source)(Partition { index, count: config.shards }),
-                source_status: SourceStatus::Active,
-                chain: stream.chain.clone(),
-                key_fn: keyed.key_fn.clone(),
-                key_groups,
-                outboxes: ports.outboxes,
-                inboxes: ports.inboxes,
-                tracker: InputTracker::new(config.shards),
-                window: WindowOperator::new(
-                    aggregated.windowed.window,
-                    aggregated.aggregate.clone(),
-                ),
-                sink: (self.sink)(index),
-                pulled: Vec::with_capacity(config.batch_records),
-                batch: config.batch_records,
-                max_timestamp: 0,
-                watermark_sent: 0,
-                end_staged: false,
-                stats: ShardStats::default(),
+            .map(|(index, ports)| {
+                KeyedShard::<_, _, _, K, _, _, _, X>::new(KeyedShardParts {
+                    index,
+                    names,
+                    source: (stream.source)(Partition { index, count: config.shards }),
+                    chain: stream.chain.clone(),
+                    key_fn: keyed.key_fn.clone(),
+                    key_groups,
+                    outboxes: ports.outboxes,
+                    inboxes: ports.inboxes,
+                    operator: operated.operator.build(&KeyScope::new(key_groups, index)),
+                    sink: (sink)(index),
+                    late_sink: (operated.late_sink)(index),
+                    batch: config.batch_records,
+                    idleness: stream.idleness,
+                    metrics: metrics.clone(),
+                })
             })
             .collect();
         Ok(collect_output(run_on_shards(work)?))
     }
 }
 
-fn collect_output<O>(outputs: Vec<(O, ShardStats)>) -> JobOutput<O> {
-    let (sink_outputs, shards) = outputs.into_iter().unzip();
-    JobOutput { sink_outputs, shards }
+fn collect_output<O, L>(outputs: Vec<(O, L, ShardStats)>) -> JobOutput<O, L> {
+    let mut output =
+        JobOutput { sink_outputs: Vec::new(), late_outputs: Vec::new(), shards: Vec::new() };
+    for (sink_output, late_output, stats) in outputs {
+        output.sink_outputs.push(sink_output);
+        output.late_outputs.push(late_output);
+        output.shards.push(stats);
+    }
+    output
 }

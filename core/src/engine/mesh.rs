@@ -11,9 +11,95 @@
 //! A full ring never blocks: [`Outbox::flush`] hands over what fits and keeps the rest
 //! staged, and the shard's loop decides what to do (stop pulling its source, keep draining
 //! its inputs), so backpressure is a decision of the driver, not a wait inside the mesh.
+//!
+//! The channel is a parameter ([`Exchange`]) so the same job can run over another channel
+//! for comparison: the benchmark's baseline runs it over `crossbeam-channel`.
 
 use super::item::Item;
 use rtrb::{Consumer, Producer, RingBuffer};
+
+/// The writing end of one exchange channel.
+pub trait ChannelProducer<T>: Send + 'static {
+    /// Moves as many items from the front of `staged` as the channel has room for, in
+    /// order, removing them from `staged`. Returns the number moved. Never blocks.
+    fn push_from(&mut self, staged: &mut Vec<Item<T>>) -> usize;
+    /// Items in the channel not yet read by the consumer.
+    fn occupancy(&self) -> usize;
+}
+
+/// The reading end of one exchange channel.
+pub trait ChannelConsumer<T>: Send + 'static {
+    /// Reads the items in the channel now (a bounded number: what was there when the call
+    /// began), passing each to `visit` in order. Returns the number read. Never blocks.
+    fn drain<V: FnMut(&Item<T>)>(&mut self, visit: V) -> usize;
+}
+
+/// A kind of channel to build the N×N mesh from: the engine's `rtrb` rings
+/// ([`RtrbExchange`]), or another implementation to compare them with (the benchmark's
+/// crossbeam-channel baseline).
+pub trait Exchange: Clone + Send + Sync + 'static {
+    /// The producing end of a channel of `Item<T>`.
+    type Producer<T: Copy + Send + 'static>: ChannelProducer<T>;
+    /// The consuming end of a channel of `Item<T>`.
+    type Consumer<T: Copy + Send + 'static>: ChannelConsumer<T>;
+    /// A bounded channel of `slots` items.
+    fn channel<T: Copy + Send + 'static>(
+        &self,
+        slots: usize,
+    ) -> (Self::Producer<T>, Self::Consumer<T>);
+}
+
+/// The engine's exchange: one `rtrb` SPSC ring per ordered pair of shards, written and read
+/// in chunks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RtrbExchange;
+
+impl Exchange for RtrbExchange {
+    type Producer<T: Copy + Send + 'static> = Producer<Item<T>>;
+    type Consumer<T: Copy + Send + 'static> = Consumer<Item<T>>;
+
+    fn channel<T: Copy + Send + 'static>(
+        &self,
+        slots: usize,
+    ) -> (Producer<Item<T>>, Consumer<Item<T>>) {
+        RingBuffer::new(slots)
+    }
+}
+
+impl<T: Copy + Send + 'static> ChannelProducer<T> for Producer<Item<T>> {
+    /// One chunked write: a single cursor update for the whole batch.
+    #[inline]
+    fn push_from(&mut self, staged: &mut Vec<Item<T>>) -> usize {
+        let count = self.slots().min(staged.len());
+        if count == 0 {
+            return 0;
+        }
+        let chunk = self.write_chunk_uninit(count).expect("slots() said there is room");
+        let written = chunk.fill_from_iter(staged.drain(..count));
+        assert_eq!(written, count);
+        count
+    }
+
+    fn occupancy(&self) -> usize {
+        self.buffer().capacity() - self.slots()
+    }
+}
+
+impl<T: Copy + Send + 'static> ChannelConsumer<T> for Consumer<Item<T>> {
+    /// One chunked read: a single cursor update for everything read.
+    #[inline]
+    fn drain<V: FnMut(&Item<T>)>(&mut self, mut visit: V) -> usize {
+        let count = self.slots();
+        if count == 0 {
+            return 0;
+        }
+        let chunk = self.read_chunk(count).expect("slots() said there are items");
+        let (first, second) = chunk.as_slices();
+        first.iter().chain(second).for_each(&mut visit);
+        chunk.commit_all();
+        count
+    }
+}
 
 /// Builds the N×N mesh of a job.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +108,12 @@ pub struct MeshBuilder {
     ring_slots: usize,
 }
 
-/// The rings one shard writes (one per target shard) and reads (one per source shard).
-pub struct ShardPorts<T> {
+/// The channels one shard writes (one per target shard) and reads (one per source shard).
+pub struct ShardPorts<T: Copy + Send + 'static, X: Exchange> {
     /// `outboxes[j]` carries this shard's items to shard `j`.
-    pub outboxes: Vec<Outbox<T>>,
+    pub outboxes: Vec<ExchangeOutbox<T, X>>,
     /// `inboxes[i]` carries shard `i`'s items to this shard.
-    pub inboxes: Vec<Consumer<Item<T>>>,
+    pub inboxes: Vec<X::Consumer<T>>,
 }
 
 impl MeshBuilder {
@@ -38,15 +124,19 @@ impl MeshBuilder {
         MeshBuilder { shards, ring_slots }
     }
 
-    /// Allocates every ring; `staged_max` is the staging room of each outbox, in items.
+    /// Allocates every channel; `staged_max` is the staging room of each outbox, in items.
     /// Element `i` of the result belongs to shard `i`.
-    pub fn build<T: Copy>(&self, staged_max: usize) -> Vec<ShardPorts<T>> {
-        let mut ports: Vec<ShardPorts<T>> = (0..self.shards)
+    pub fn build<T: Copy + Send + 'static, X: Exchange>(
+        &self,
+        exchange: &X,
+        staged_max: usize,
+    ) -> Vec<ShardPorts<T, X>> {
+        let mut ports: Vec<ShardPorts<T, X>> = (0..self.shards)
             .map(|_| ShardPorts { outboxes: Vec::new(), inboxes: Vec::new() })
             .collect();
         for source in 0..self.shards {
             for target in 0..self.shards {
-                let (producer, consumer) = RingBuffer::new(self.ring_slots);
+                let (producer, consumer) = exchange.channel(self.ring_slots);
                 ports[source].outboxes.push(Outbox::new(producer, staged_max));
                 ports[target].inboxes.push(consumer);
             }
@@ -55,61 +145,46 @@ impl MeshBuilder {
     }
 }
 
-/// The writing end of one ring, with the items staged for it that did not fit yet.
-pub struct Outbox<T> {
-    producer: Producer<Item<T>>,
+/// The outbox of an exchange `X` carrying `T`.
+pub type ExchangeOutbox<T, X> = Outbox<T, <X as Exchange>::Producer<T>>;
+
+/// The writing end of one channel, with the items staged for it that did not fit yet.
+pub struct Outbox<T, P> {
+    producer: P,
     staged: Vec<Item<T>>,
 }
 
-impl<T: Copy> Outbox<T> {
-    fn new(producer: Producer<Item<T>>, staged_max: usize) -> Outbox<T> {
+impl<T: Copy, P: ChannelProducer<T>> Outbox<T, P> {
+    fn new(producer: P, staged_max: usize) -> Outbox<T, P> {
         Outbox { producer, staged: Vec::with_capacity(staged_max) }
     }
 
-    /// Stages an item; [`Outbox::flush`] hands it to the ring.
+    /// Stages an item; [`Outbox::flush`] hands it to the channel.
     #[inline]
     pub fn stage(&mut self, item: Item<T>) {
         self.staged.push(item);
     }
 
-    /// True when every staged item is in the ring.
+    /// True when every staged item is in the channel.
     #[inline]
     pub fn is_flushed(&self) -> bool {
         self.staged.is_empty()
     }
 
-    /// Moves as many staged items as the ring has room for, in order, with one chunked
-    /// write. Returns the number moved.
+    /// Moves as many staged items as the channel has room for, in order. Returns the number
+    /// moved.
+    #[inline]
     pub fn flush(&mut self) -> usize {
-        let count = self.producer.slots().min(self.staged.len());
-        if count == 0 {
+        if self.staged.is_empty() {
             return 0;
         }
-        let chunk = self.producer.write_chunk_uninit(count).expect("slots() said there is room");
-        let written = chunk.fill_from_iter(self.staged.drain(..count));
-        assert_eq!(written, count);
-        count
+        self.producer.push_from(&mut self.staged)
     }
 
-    /// Items in the ring not yet read by the target (for occupancy statistics).
+    /// Items in the channel not yet read by the target (for occupancy statistics).
     pub fn ring_occupancy(&self) -> usize {
-        self.producer.buffer().capacity() - self.producer.slots()
+        self.producer.occupancy()
     }
-}
-
-/// Reads every item now in `consumer` with one chunked read, passing each to `visit`.
-/// Returns the number read.
-#[inline]
-pub fn drain<T: Copy>(consumer: &mut Consumer<Item<T>>, mut visit: impl FnMut(&Item<T>)) -> usize {
-    let count = consumer.slots();
-    if count == 0 {
-        return 0;
-    }
-    let chunk = consumer.read_chunk(count).expect("slots() said there are items");
-    let (first, second) = chunk.as_slices();
-    first.iter().chain(second).for_each(&mut visit);
-    chunk.commit_all();
-    count
 }
 
 #[cfg(test)]
@@ -118,7 +193,7 @@ mod tests {
 
     #[test]
     fn every_pair_has_its_own_ring_and_keeps_order_through_a_full_ring() {
-        let mut ports = MeshBuilder::new(3, 2).build::<u32>(8);
+        let mut ports = MeshBuilder::new(3, 2).build::<u32, _>(&RtrbExchange, 8);
         for (source, port) in ports.iter_mut().enumerate() {
             for outbox in port.outboxes.iter_mut() {
                 for value in 0..5 {
@@ -135,7 +210,7 @@ mod tests {
             }
             for (target, port) in ports.iter_mut().enumerate() {
                 for (source, inbox) in port.inboxes.iter_mut().enumerate() {
-                    drain(inbox, |item| received[target][source].push(*item));
+                    inbox.drain(|item| received[target][source].push(*item));
                 }
             }
         }

@@ -20,6 +20,7 @@
 //! counting, a seeded generator and in-memory sources, collecting and counting sinks.
 
 pub mod aggregate;
+pub mod aligned_windows;
 pub mod chain;
 pub mod filter;
 pub mod flat_map;
@@ -28,20 +29,32 @@ pub mod input_tracker;
 pub mod item;
 pub mod job;
 pub mod key_group;
+pub mod keyed_process;
+pub mod keyed_state;
 pub mod map;
 pub mod mesh;
+pub mod metrics;
+pub mod operator;
 mod runtime;
+pub mod session_windows;
 pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod window;
+pub mod window_function;
 
 pub use aggregate::{Aggregate, Avg, Count, Max, Min, Sum};
 pub use flat_map::Emitter;
 pub use generator::{Event, Generator, GeneratorConfig};
 pub use item::{Item, Stamped};
 pub use job::{Job, JobConfig, JobOutput};
+pub use keyed_process::KeyedProcessFunction;
+pub use keyed_state::{KeyScope, MapState, ValueState};
+pub use mesh::{ChannelConsumer, ChannelProducer, Exchange, RtrbExchange};
+pub use metrics::{JobMetrics, MetricsSnapshot, ShardMetrics};
+pub use operator::KeyedOperator;
 pub use shard::ShardStats;
 pub use sink::{CollectSink, CountingSink, Sink};
 pub use source::{Partition, Source, SourceStatus, VecSource};
-pub use window::{Tumbling, WindowResult};
+pub use window::{Session, Sliding, TimeDomain, Tumbling, Window, WindowResult, WindowSpec};
+pub use window_function::WindowFunction;

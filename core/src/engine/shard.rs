@@ -2,9 +2,10 @@
 //!
 //! A keyed shard repeats three steps, none of which ever blocks:
 //!
-//! 1. **Drain inputs.** Read every input ring empty (one chunked read each), folding
-//!    records into the window state and feeding control items to the [`InputTracker`];
-//!    fire the windows the watermark has passed.
+//! 1. **Drain inputs.** Read every input ring empty (one chunked read each), handing
+//!    records to the keyed operator (a window operator or the user's keyed process
+//!    function; a record it refuses as late goes to the late side output) and control
+//!    items to the [`InputTracker`]; let the operator fire what the watermark has passed.
 //! 2. **Flush outputs.** Hand staged items to their rings, as many as fit.
 //! 3. **Pull the source**, only if every staged item is in a ring: run one batch through
 //!    the fused chain, route each record by key group into the staging of its target
@@ -17,24 +18,35 @@
 //! When the source is exhausted the shard stages `End` to every target; it stops once
 //! `End` has arrived on all its inputs (its watermark is then the end of time, so every
 //! window has fired) and its own items are all handed over.
+//!
+//! A source that gives nothing for the job's idle timeout makes its shard stage `Idle` to
+//! every target, so the silent source stops holding the watermark back; its next batch
+//! ends with a watermark, which makes it count again. A processing-time operator ignores
+//! watermarks: the shard reads its wall clock once per loop and advances the operator to
+//! it, and stamps records with that time when they arrive.
+//!
+//! Every loop iteration (one batch, never one record) the shard may publish its numbers to
+//! the job's [`JobMetrics`].
 
-use super::aggregate::Aggregate;
 use super::chain::{guarded, Chain};
 use super::input_tracker::{Advance, InputTracker};
 use super::item::{Item, Stamped};
 use super::key_group::KeyGroups;
-use super::mesh::{drain, Outbox};
+use super::mesh::{ChannelConsumer, Exchange, ExchangeOutbox, Outbox};
+use super::metrics::{JobMetrics, LiveGauges};
+use super::operator::KeyedOperator;
 use super::runtime::ShardWork;
 use super::sink::Sink;
 use super::source::{Source, SourceStatus};
-use super::window::{WindowOperator, WindowResult};
+use super::window::TimeDomain;
 use crate::constants::SHARD_IDLE_SPINS_MAX;
 use crate::Error;
-use rtrb::Consumer;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// What one shard did, for tests, benchmarks and (later) live statistics.
+/// What one shard did, for tests, benchmarks and the job's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
     /// Records the shard's source gave.
@@ -43,12 +55,20 @@ pub struct ShardStats {
     pub records_received: u64,
     /// Results handed to the sink.
     pub results_out: u64,
-    /// Records dropped because their window had already fired (the late side output).
+    /// Records refused as late, handed to the late side output.
     pub late_records: u64,
     /// Windows fired (each counted once per shard holding keys of it).
     pub windows_fired: u64,
+    /// Extra firings caused by records within the allowed lateness.
+    pub late_firings: u64,
     /// Barriers that arrived on every input of the shard.
     pub barriers_aligned: u64,
+    /// The most items found waiting in the shard's input rings at once.
+    pub ring_occupancy_max: u64,
+    /// The furthest the shard's watermark trailed the newest event time of its source, ms.
+    pub watermark_lag_max_ms: u64,
+    /// Times the shard's source went idle.
+    pub idle_periods: u64,
 }
 
 /// The names of a job's operators, for error messages.
@@ -56,8 +76,9 @@ pub struct ShardStats {
 pub(crate) struct OperatorNames {
     pub source: &'static str,
     pub key_by: &'static str,
-    pub aggregate: &'static str,
+    pub operator: &'static str,
     pub sink: &'static str,
+    pub late_sink: &'static str,
 }
 
 /// Spins, then yields, while a shard finds nothing to do.
@@ -79,6 +100,11 @@ fn check_abort(abort: &AtomicBool, shard: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Milliseconds since the Unix epoch: the clock of processing-time windows.
+fn processing_time_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
 /// A shard of a job without an exchange: source → chain → sink.
 pub(crate) struct StatelessShard<S: Source, C, Snk> {
     pub index: usize,
@@ -87,6 +113,7 @@ pub(crate) struct StatelessShard<S: Source, C, Snk> {
     pub chain: C,
     pub sink: Snk,
     pub batch: usize,
+    pub metrics: Option<JobMetrics>,
 }
 
 impl<S, C, Snk> ShardWork for StatelessShard<S, C, Snk>
@@ -95,7 +122,7 @@ where
     C: Chain<S::Record>,
     Snk: Sink<Stamped<C::Out>>,
 {
-    type Output = (Snk::Output, ShardStats);
+    type Output = (Snk::Output, (), ShardStats);
 
     fn run(mut self, abort: &AtomicBool) -> Result<Self::Output, Error> {
         let mut stats = ShardStats::default();
@@ -113,101 +140,206 @@ where
                 });
             }
             stats.records_pulled += pulled.len() as u64;
+            if let Some(metrics) = &self.metrics {
+                metrics.publish(self.index, &stats, LiveGauges::default());
+            }
             back_off(!pulled.is_empty(), &mut idle_spins);
         }
         let sink = self.sink;
-        Ok((guarded(self.names.sink, || sink.finish()), stats))
+        Ok((guarded(self.names.sink, || sink.finish()), (), stats))
     }
 }
 
-/// A shard of a keyed windowed job: source → chain → exchange → window → sink.
-pub(crate) struct WindowedShard<S: Source, C: Chain<S::Record>, KF, K, A, Snk>
-where
-    A: Aggregate<C::Out>,
-{
+/// How a keyed shard is wired: everything but the per-run bookkeeping.
+pub(crate) struct KeyedShardParts<S: Source, C: Chain<S::Record>, KF, Op, Snk, LSnk, X: Exchange> {
     pub index: usize,
     pub names: OperatorNames,
     pub source: S,
-    pub source_status: SourceStatus,
     pub chain: C,
     pub key_fn: KF,
     pub key_groups: KeyGroups,
-    pub outboxes: Vec<Outbox<C::Out>>,
-    pub inboxes: Vec<Consumer<Item<C::Out>>>,
-    pub tracker: InputTracker,
-    pub window: WindowOperator<K, C::Out, A>,
+    pub outboxes: Vec<ExchangeOutbox<C::Out, X>>,
+    pub inboxes: Vec<X::Consumer<C::Out>>,
+    pub operator: Op,
     pub sink: Snk,
-    pub pulled: Vec<Stamped<S::Record>>,
+    pub late_sink: LSnk,
     pub batch: usize,
-    pub max_timestamp: u64,
-    pub watermark_sent: u64,
-    pub end_staged: bool,
-    pub stats: ShardStats,
+    pub idleness: Option<Duration>,
+    pub metrics: Option<JobMetrics>,
 }
 
-impl<S, C, KF, K, A, Snk> ShardWork for WindowedShard<S, C, KF, K, A, Snk>
+/// A shard of a keyed job: source → chain → exchange → keyed operator → sink.
+pub(crate) struct KeyedShard<S: Source, C: Chain<S::Record>, KF, K, Op, Snk, LSnk, X: Exchange> {
+    parts: KeyedShardParts<S, C, KF, Op, Snk, LSnk, X>,
+    source_status: SourceStatus,
+    tracker: InputTracker,
+    pulled: Vec<Stamped<S::Record>>,
+    /// Largest timestamp the source gave.
+    max_timestamp: u64,
+    watermark_sent: u64,
+    end_staged: bool,
+    /// The source gave a record at this time (tracked only with an idle timeout).
+    last_record_at: Instant,
+    idle_sent: bool,
+    processing: bool,
+    /// Time the operator was last advanced to.
+    operator_time: u64,
+    ring_occupancy: u64,
+    stats: ShardStats,
+    key: PhantomData<fn() -> K>,
+}
+
+impl<S, C, KF, K, Op, Snk, LSnk, X> KeyedShard<S, C, KF, K, Op, Snk, LSnk, X>
 where
     S: Source,
     C: Chain<S::Record>,
     KF: Fn(&C::Out) -> K + Send,
     K: Copy + Eq + Hash + Send,
-    A: Aggregate<C::Out>,
-    Snk: Sink<WindowResult<K, A::Output>>,
+    Op: KeyedOperator<K, C::Out>,
+    Snk: Sink<Op::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+    X: Exchange,
 {
-    type Output = (Snk::Output, ShardStats);
+    pub(crate) fn new(parts: KeyedShardParts<S, C, KF, Op, Snk, LSnk, X>) -> Self {
+        let inputs = parts.inboxes.len();
+        let processing = parts.operator.time_domain() == TimeDomain::ProcessingTime;
+        KeyedShard {
+            source_status: SourceStatus::Active,
+            tracker: InputTracker::new(inputs),
+            pulled: Vec::with_capacity(parts.batch),
+            max_timestamp: 0,
+            watermark_sent: 0,
+            end_staged: false,
+            last_record_at: Instant::now(),
+            idle_sent: false,
+            processing,
+            operator_time: 0,
+            ring_occupancy: 0,
+            stats: ShardStats::default(),
+            key: PhantomData,
+            parts,
+        }
+    }
+}
+
+impl<S, C, KF, K, Op, Snk, LSnk, X> ShardWork for KeyedShard<S, C, KF, K, Op, Snk, LSnk, X>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    KF: Fn(&C::Out) -> K + Send,
+    K: Copy + Eq + Hash + Send,
+    Op: KeyedOperator<K, C::Out>,
+    Snk: Sink<Op::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+    X: Exchange,
+{
+    type Output = (Snk::Output, LSnk::Output, ShardStats);
 
     fn run(mut self, abort: &AtomicBool) -> Result<Self::Output, Error> {
         let mut idle_spins = 0;
+        self.last_record_at = Instant::now();
         while !(self.end_staged && self.outboxes_flushed() && self.tracker.all_ended()) {
-            check_abort(abort, self.index)?;
+            check_abort(abort, self.parts.index)?;
+            if self.processing {
+                self.advance_operator(processing_time_ms());
+            }
             let mut progress = self.drain_inputs();
             progress |= self.flush_outboxes();
             if self.outboxes_flushed() && self.pull_or_end() {
                 self.flush_outboxes();
                 progress = true;
             }
+            self.publish();
             back_off(progress, &mut idle_spins);
         }
-        self.stats.late_records = self.window.late_records();
-        self.stats.windows_fired = self.window.windows_fired();
-        let (sink, name) = (self.sink, self.names.sink);
-        Ok((guarded(name, || sink.finish()), self.stats))
+        // Every input has ended: the end of time, for event and processing time alike.
+        self.advance_operator(u64::MAX);
+        let counters = self.parts.operator.counters();
+        self.stats.late_records = counters.late_records;
+        self.stats.windows_fired = counters.windows_fired;
+        self.stats.late_firings = counters.late_firings;
+        self.publish();
+        let KeyedShardParts { sink, late_sink, names, .. } = self.parts;
+        let output = guarded(names.sink, || sink.finish());
+        let late_output = guarded(names.late_sink, || late_sink.finish());
+        Ok((output, late_output, self.stats))
     }
 }
 
-impl<S, C, KF, K, A, Snk> WindowedShard<S, C, KF, K, A, Snk>
+impl<S, C, KF, K, Op, Snk, LSnk, X> KeyedShard<S, C, KF, K, Op, Snk, LSnk, X>
 where
     S: Source,
     C: Chain<S::Record>,
     KF: Fn(&C::Out) -> K + Send,
     K: Copy + Eq + Hash + Send,
-    A: Aggregate<C::Out>,
-    Snk: Sink<WindowResult<K, A::Output>>,
+    Op: KeyedOperator<K, C::Out>,
+    Snk: Sink<Op::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+    X: Exchange,
 {
     fn outboxes_flushed(&self) -> bool {
-        self.outboxes.iter().all(Outbox::is_flushed)
+        self.parts.outboxes.iter().all(Outbox::is_flushed)
     }
 
     fn flush_outboxes(&mut self) -> bool {
         // Every outbox must be flushed, so no short-circuiting `any`.
-        let moved: usize = self.outboxes.iter_mut().map(Outbox::flush).sum();
+        let moved: usize = self.parts.outboxes.iter_mut().map(Outbox::flush).sum();
         moved > 0
+    }
+
+    /// Publishes the shard's numbers, if the job is observed.
+    fn publish(&mut self) {
+        let watermark = self.tracker.watermark();
+        let lag =
+            if watermark == u64::MAX { 0 } else { self.max_timestamp.saturating_sub(watermark) };
+        self.stats.watermark_lag_max_ms = self.stats.watermark_lag_max_ms.max(lag);
+        if let Some(metrics) = &self.parts.metrics {
+            let counters = self.parts.operator.counters();
+            let mut stats = self.stats;
+            stats.late_records = counters.late_records;
+            stats.windows_fired = counters.windows_fired;
+            let live = LiveGauges {
+                ring_occupancy: self.ring_occupancy,
+                watermark,
+                watermark_lag_ms: lag,
+            };
+            metrics.publish(self.parts.index, &stats, live);
+        }
     }
 
     /// Step 1: reads every input ring empty. Returns whether any item arrived.
     fn drain_inputs(&mut self) -> bool {
-        let mut progress = false;
-        for input in 0..self.inboxes.len() {
-            let Self { inboxes, tracker, window, key_fn, names, stats, .. } = self;
+        let mut occupancy = 0;
+        for input in 0..self.parts.inboxes.len() {
+            let (processing, now) = (self.processing, self.operator_time);
+            let KeyedShardParts { inboxes, operator, key_fn, names, sink, late_sink, .. } =
+                &mut self.parts;
+            let (tracker, stats) = (&mut self.tracker, &mut self.stats);
             let mut watermark = None;
-            let count = drain(&mut inboxes[input], |item| match *item {
+            let count = inboxes[input].drain(|item| match *item {
                 Item::Record(Stamped { timestamp, record }) => {
                     stats.records_received += 1;
                     let key = guarded(names.key_by, || key_fn(&record));
-                    guarded(names.aggregate, || window.add(key, timestamp, &record));
+                    let timestamp = if processing { now } else { timestamp };
+                    let mut emit = |output: Op::Output| {
+                        stats.results_out += 1;
+                        guarded(names.sink, || sink.write(&output));
+                    };
+                    let taken = guarded(names.operator, || {
+                        operator.on_record(key, timestamp, &record, &mut emit)
+                    });
+                    if !taken {
+                        let late = Stamped { timestamp, record };
+                        guarded(names.late_sink, || late_sink.write(&late));
+                    }
                 }
                 Item::Watermark(timestamp) => {
                     if let Advance::Watermark(raised) = tracker.on_watermark(input, timestamp) {
+                        watermark = Some(raised);
+                    }
+                }
+                Item::Idle => {
+                    if let Advance::Watermark(raised) = tracker.on_idle(input) {
                         watermark = Some(raised);
                     }
                 }
@@ -222,21 +354,28 @@ where
                     }
                 }
             });
-            if let Some(watermark) = watermark {
-                self.fire(watermark);
+            if let Some(watermark) = watermark.filter(|_| !self.processing) {
+                self.advance_operator(watermark);
             }
-            progress |= count > 0;
+            occupancy += count as u64;
         }
-        progress
+        self.ring_occupancy = occupancy;
+        self.stats.ring_occupancy_max = self.stats.ring_occupancy_max.max(occupancy);
+        occupancy > 0
     }
 
-    /// Fires the windows `watermark` has passed into the sink.
-    fn fire(&mut self, watermark: u64) {
-        let Self { window, sink, names, stats, .. } = self;
-        guarded(names.aggregate, || {
-            window.advance(watermark, |result| {
+    /// Lets the operator's time reach `time` (never back), emitting what fires into the sink.
+    fn advance_operator(&mut self, time: u64) {
+        if time <= self.operator_time {
+            return;
+        }
+        self.operator_time = time;
+        let KeyedShardParts { operator, sink, names, .. } = &mut self.parts;
+        let stats = &mut self.stats;
+        guarded(names.operator, || {
+            operator.on_watermark(time, &mut |output| {
                 stats.results_out += 1;
-                guarded(names.sink, || sink.write(&result));
+                guarded(names.sink, || sink.write(&output));
             });
         });
     }
@@ -247,7 +386,7 @@ where
         match (self.source_status, self.end_staged) {
             (SourceStatus::Active, _) => self.pull_batch(),
             (SourceStatus::Exhausted, false) => {
-                self.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::End));
+                self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::End));
                 self.end_staged = true;
                 true
             }
@@ -257,24 +396,47 @@ where
 
     fn pull_batch(&mut self) -> bool {
         self.pulled.clear();
-        let Self { source, pulled, batch, names, .. } = self;
+        let KeyedShardParts { source, batch, names, .. } = &mut self.parts;
+        let pulled = &mut self.pulled;
         self.source_status = guarded(names.source, || source.pull(pulled, *batch));
         if self.pulled.is_empty() {
-            return self.source_status == SourceStatus::Exhausted;
+            return self.source_status == SourceStatus::Exhausted || self.check_idle();
+        }
+        if self.parts.idleness.is_some() {
+            self.last_record_at = Instant::now();
         }
         self.route_pulled();
-        let watermark = self.max_timestamp.saturating_sub(self.source.out_of_orderness());
-        if watermark > self.watermark_sent {
-            self.watermark_sent = watermark;
-            self.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::Watermark(watermark)));
+        let bound = self.parts.source.out_of_orderness();
+        let watermark = self.max_timestamp.saturating_sub(bound);
+        if watermark > self.watermark_sent || self.idle_sent {
+            // Rising time, or the first batch after idling: the watermark makes the
+            // targets count this input again.
+            self.watermark_sent = self.watermark_sent.max(watermark);
+            let item = Item::Watermark(self.watermark_sent);
+            self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(item));
+            self.idle_sent = false;
         }
+        true
+    }
+
+    /// Stages `Idle` to every target once the source has been silent for the idle timeout.
+    /// Returns whether it did.
+    fn check_idle(&mut self) -> bool {
+        let Some(timeout) = self.parts.idleness else { return false };
+        if self.idle_sent || self.last_record_at.elapsed() < timeout {
+            return false;
+        }
+        self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::Idle));
+        self.idle_sent = true;
+        self.stats.idle_periods += 1;
         true
     }
 
     /// Runs the pulled batch through the chain and stages each output for its key's shard.
     fn route_pulled(&mut self) {
-        let Self { chain, key_fn, key_groups, outboxes, pulled, names, max_timestamp, .. } = self;
-        for stamped in pulled.iter() {
+        let KeyedShardParts { chain, key_fn, key_groups, outboxes, names, .. } = &mut self.parts;
+        let max_timestamp = &mut self.max_timestamp;
+        for stamped in self.pulled.iter() {
             *max_timestamp = (*max_timestamp).max(stamped.timestamp);
             chain.run(stamped.timestamp, stamped.record, &mut |timestamp, record| {
                 let key = guarded(names.key_by, || key_fn(&record));

@@ -1,33 +1,109 @@
-//! The tumbling-window operator: keyed, event-time, incremental.
+//! Window specifications: how a keyed stream is cut into windows, and in which time.
 //!
-//! A pure state machine (records and watermarks in, window results out through a callback);
-//! the shard driver owns threads and rings. State is one hash map of accumulators per open
-//! window, keyed by the record's key. Bounded out-of-orderness keeps only a few windows open
-//! at once (`bound / size + 2`), so finding a record's window is a short scan from the
-//! newest, and the maps of fired windows are cleared and kept for reuse: once every key has
-//! been seen, the operator allocates nothing.
+//! - [`Tumbling`]: fixed-size, non-overlapping windows `[k·size, (k+1)·size)`;
+//! - [`Sliding`]: windows of `size` starting every `slide`, `[k·slide, k·slide + size)` for
+//!   `k ≥ 0` (so a record near time 0 belongs to fewer windows: none start before 0);
+//! - [`Session`]: per key, records closer than `gap` to each other form one window
+//!   `[first, last + gap)`; a silence of at least `gap` ends it.
 //!
-//! A window `[start, start + size)` fires when the watermark reaches `start + size`, exactly
-//! once. A record whose window has already fired is late: with allowed lateness 0 it is
-//! counted as a side output and dropped, never folded into a result that has left.
+//! Each runs in event time (the records' timestamps, fired by watermarks) or, with
+//! `in_processing_time()`, in processing time (the shard's wall clock in milliseconds
+//! since the Unix epoch, read when the record reaches its window shard).
+//!
+//! **When a window fires, and what is late.** A window `[start, end)` fires once, when the
+//! watermark reaches `end`. With an allowed lateness `L`, its state is kept until the
+//! watermark reaches `end + L`; a record arriving for it meanwhile is folded in and the
+//! window of that key fires again with the updated result (a *late firing*, as Flink's
+//! accumulating event-time trigger). A record is late, and goes to the late side output
+//! instead, when it can no longer be folded into every window it belongs to:
+//!
+//! - tumbling and sliding: when the *earliest* window holding it has been purged
+//!   (`end + L ≤ watermark`). This is stricter than Flink for sliding windows (Flink folds
+//!   the record into its windows still open and drops it from the others), and it buys a
+//!   simple contract: every record is in all of its windows or in the side output;
+//! - session: when `timestamp + L < watermark`. A record that is not late therefore never
+//!   overlaps a session that has been purged (or, with `L = 0`, fired), so sessions are
+//!   never split by what was already emitted.
+//!
+//! A window spec builds its operator ([`WindowSpec::operator`]) with the window function
+//! and the lateness; the shard drives that operator through [`KeyedOperator`].
 
-use super::aggregate::Aggregate;
-use super::key_group::KeyHashBuilder;
-use std::collections::HashMap;
+use super::aligned_windows::AlignedWindows;
+use super::operator::KeyedOperator;
+use super::session_windows::SessionWindows;
+use super::window_function::WindowFunction;
 use std::hash::Hash;
 
-/// Fixed-size, non-overlapping event-time windows of `size` milliseconds, aligned to 0.
+/// Which clock drives a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// Record timestamps, advanced by watermarks.
+    EventTime,
+    /// The shard's wall clock (milliseconds since the Unix epoch).
+    ProcessingTime,
+}
+
+/// One window: the half-open interval `[start, end)` of timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    /// First timestamp of the window.
+    pub start: u64,
+    /// First timestamp after the window.
+    pub end: u64,
+}
+
+/// One fired window's value for one key.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct WindowResult<K, V> {
+    pub key: K,
+    /// First timestamp of the window.
+    pub window_start: u64,
+    /// First timestamp after the window.
+    pub window_end: u64,
+    pub value: V,
+}
+
+/// A way of cutting a keyed stream into windows.
+pub trait WindowSpec: Copy + Send + Sync + 'static {
+    /// The operator that keeps the windows of one shard.
+    type Operator<K, T, F>: KeyedOperator<K, T, Output = F::Output>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>;
+
+    /// A fresh operator folding with `function`, keeping fired state for
+    /// `allowed_lateness` (in the spec's time unit, milliseconds).
+    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> Self::Operator<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>;
+
+    /// The clock of the windows.
+    fn time_domain(&self) -> TimeDomain;
+}
+
+/// Fixed-size, non-overlapping windows of `size` milliseconds, aligned to 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tumbling {
     size: u64,
+    domain: TimeDomain,
 }
 
 impl Tumbling {
+    /// Event-time windows of `size` ms.
+    ///
     /// # Panics
     /// If `size` is zero.
     pub fn of(size: u64) -> Tumbling {
         assert!(size > 0, "a tumbling window needs a positive size");
-        Tumbling { size }
+        Tumbling { size, domain: TimeDomain::EventTime }
+    }
+
+    /// The same windows in processing time.
+    pub fn in_processing_time(self) -> Tumbling {
+        Tumbling { domain: TimeDomain::ProcessingTime, ..self }
     }
 
     /// The window's size.
@@ -48,128 +124,134 @@ impl Tumbling {
     }
 }
 
-/// One fired window's value for one key.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct WindowResult<K, V> {
-    pub key: K,
-    /// First timestamp of the window.
-    pub window_start: u64,
-    /// First timestamp after the window.
-    pub window_end: u64,
-    pub value: V,
-}
+impl WindowSpec for Tumbling {
+    type Operator<K, T, F>
+        = AlignedWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>;
 
-type Accumulators<K, A, T> = HashMap<K, <A as Aggregate<T>>::Accumulator, KeyHashBuilder>;
-
-/// Open windows of one shard, and the aggregate they fold.
-pub struct WindowOperator<K, T, A: Aggregate<T>> {
-    window: Tumbling,
-    aggregate: A,
-    /// Open windows, ascending by start.
-    open: Vec<(u64, Accumulators<K, A, T>)>,
-    /// Cleared maps of fired windows, kept for reuse.
-    spare: Vec<Accumulators<K, A, T>>,
-    watermark: u64,
-    late_records: u64,
-    windows_fired: u64,
-}
-
-impl<K: Copy + Eq + Hash, T, A: Aggregate<T>> WindowOperator<K, T, A> {
-    pub fn new(window: Tumbling, aggregate: A) -> Self {
-        WindowOperator {
-            window,
-            aggregate,
-            open: Vec::new(),
-            spare: Vec::new(),
-            watermark: 0,
-            late_records: 0,
-            windows_fired: 0,
-        }
+    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> AlignedWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>,
+    {
+        AlignedWindows::new(self.size, self.size, allowed_lateness, self.domain, function)
     }
 
-    /// Records dropped because their window had fired.
-    pub fn late_records(&self) -> u64 {
-        self.late_records
-    }
-
-    /// (Shard-local) windows fired so far.
-    pub fn windows_fired(&self) -> u64 {
-        self.windows_fired
-    }
-
-    /// Folds one record into its window; returns false if it was late (and dropped).
-    #[inline]
-    pub fn add(&mut self, key: K, timestamp: u64, record: &T) -> bool {
-        let start = self.window.start_of(timestamp);
-        if self.window.end_of(start) <= self.watermark {
-            self.late_records += 1;
-            return false;
-        }
-        let index = match self.open.iter().rposition(|(open, _)| *open <= start) {
-            Some(index) if self.open[index].0 == start => index,
-            found => self.open_window(found.map_or(0, |index| index + 1), start),
-        };
-        let aggregate = &self.aggregate;
-        let accumulator = self.open[index].1.entry(key).or_insert_with(|| aggregate.create());
-        aggregate.add(accumulator, record);
-        true
-    }
-
-    fn open_window(&mut self, index: usize, start: u64) -> usize {
-        let map = self.spare.pop().unwrap_or_default();
-        self.open.insert(index, (start, map));
-        index
-    }
-
-    /// Raises the watermark and fires, in start order, every window that ends at or below
-    /// it, passing each key's result to `emit`.
-    pub fn advance(&mut self, watermark: u64, mut emit: impl FnMut(WindowResult<K, A::Output>)) {
-        assert!(watermark >= self.watermark, "watermark went back");
-        self.watermark = watermark;
-        let fired =
-            self.open.iter().take_while(|(start, _)| self.window.end_of(*start) <= watermark);
-        let fired = fired.count();
-        for (start, mut map) in self.open.drain(..fired) {
-            let window_end = self.window.end_of(start);
-            for (key, accumulator) in map.drain() {
-                let value = self.aggregate.result(&accumulator);
-                emit(WindowResult { key, window_start: start, window_end, value });
-            }
-            self.windows_fired += 1;
-            self.spare.push(map);
-        }
+    fn time_domain(&self) -> TimeDomain {
+        self.domain
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::aggregate::Count;
+/// Windows of `size` ms starting every `slide` ms: `[k·slide, k·slide + size)`, `k ≥ 0`.
+///
+/// Records are folded into panes of `gcd(size, slide)` ms, one state per key and pane, and a
+/// firing window merges its `size / pane` panes: a record costs one state update however
+/// many windows it belongs to (a 10 s / 1 s window: one, not ten).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sliding {
+    size: u64,
+    slide: u64,
+    domain: TimeDomain,
+}
 
-    #[test]
-    fn windows_fire_once_when_the_watermark_passes_their_end_and_late_records_are_counted() {
-        let mut operator = WindowOperator::new(Tumbling::of(10), Count);
-        for (key, timestamp) in [(1u32, 3u64), (1, 12), (2, 9), (1, 0), (1, 25)] {
-            assert!(operator.add(key, timestamp, &()));
-        }
-        let mut out = Vec::new();
-        operator.advance(9, |result| out.push(result));
-        assert!(out.is_empty());
-        operator.advance(10, |result| out.push(result));
-        out.sort_by_key(|result| result.key);
-        let expected = |key, window_start, value| WindowResult {
-            key,
-            window_start,
-            window_end: window_start + 10,
-            value,
-        };
-        assert_eq!(out, vec![expected(1, 0, 2), expected(2, 0, 1)]);
-        assert!(!operator.add(2, 5, &()), "window [0, 10) has fired");
-        assert!(operator.add(2, 10, &()));
-        out.clear();
-        operator.advance(u64::MAX, |result| out.push(result));
-        out.sort_by_key(|result| (result.window_start, result.key));
-        assert_eq!(out, vec![expected(1, 10, 1), expected(2, 10, 1), expected(1, 20, 1)]);
-        assert_eq!((operator.late_records(), operator.windows_fired()), (1, 3));
+impl Sliding {
+    /// Event-time windows of `size` ms every `slide` ms.
+    ///
+    /// # Panics
+    /// If `size` or `slide` is zero.
+    pub fn of(size: u64, slide: u64) -> Sliding {
+        assert!(size > 0 && slide > 0, "a sliding window needs a positive size and slide");
+        Sliding { size, slide, domain: TimeDomain::EventTime }
+    }
+
+    /// The same windows in processing time.
+    pub fn in_processing_time(self) -> Sliding {
+        Sliding { domain: TimeDomain::ProcessingTime, ..self }
+    }
+
+    /// Length of each window.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Distance between the starts of consecutive windows.
+    pub fn slide(&self) -> u64 {
+        self.slide
+    }
+}
+
+impl WindowSpec for Sliding {
+    type Operator<K, T, F>
+        = AlignedWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>;
+
+    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> AlignedWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>,
+    {
+        AlignedWindows::new(self.size, self.slide, allowed_lateness, self.domain, function)
+    }
+
+    fn time_domain(&self) -> TimeDomain {
+        self.domain
+    }
+}
+
+/// Session windows: a key's records less than `gap` ms apart share a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    gap: u64,
+    domain: TimeDomain,
+}
+
+impl Session {
+    /// Event-time sessions closed by `gap` ms without a record.
+    ///
+    /// # Panics
+    /// If `gap` is zero.
+    pub fn with_gap(gap: u64) -> Session {
+        assert!(gap > 0, "a session window needs a positive gap");
+        Session { gap, domain: TimeDomain::EventTime }
+    }
+
+    /// The same sessions in processing time.
+    pub fn in_processing_time(self) -> Session {
+        Session { domain: TimeDomain::ProcessingTime, ..self }
+    }
+
+    /// The silence that ends a session.
+    pub fn gap(&self) -> u64 {
+        self.gap
+    }
+}
+
+impl WindowSpec for Session {
+    type Operator<K, T, F>
+        = SessionWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>;
+
+    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> SessionWindows<K, T, F>
+    where
+        K: Copy + Eq + Hash + Send + 'static,
+        T: Send + 'static,
+        F: WindowFunction<K, T>,
+    {
+        SessionWindows::new(self.gap, allowed_lateness, self.domain, function)
+    }
+
+    fn time_domain(&self) -> TimeDomain {
+        self.domain
     }
 }
