@@ -163,22 +163,21 @@ fn measure(job: PipelineJob, config: JobConfig, generator: GeneratorConfig) -> R
             .map("scale", |event: Event| Event { key: event.key, value: event.value * 3 })
             .filter("even", |event: &Event| event.value & 1 == 0)
             .sink("blackhole", |_| CountingSink::default())
-            .run()?,
+            .run()
+            .map(|output| (output.records_pulled(), output.sink_outputs.iter().sum::<u64>()))?,
         PipelineJob::TumblingCount => Job::new(config)
             .source("generator", move |partition| Generator::new(generator, partition))
             .key_by("by_key", |event: &Event| event.key)
             .window(Tumbling::of(PIPELINE_WINDOW_MS))
             .aggregate("count", Count)
             .sink("blackhole", |_| CountingSink::default())
-            .run()?,
+            .run()
+            .map(|output| (output.records_pulled(), output.sink_outputs.iter().sum::<u64>()))?,
     };
     let elapsed_s = started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
-    let pulled = output.records_pulled();
+    let (pulled, records_out) = output;
     assert_eq!(pulled, generator.events, "every generated event was pulled");
-    Ok(Measured {
-        events_per_s: pulled as f64 / elapsed_s,
-        records_out: output.sink_outputs.iter().sum(),
-    })
+    Ok(Measured { events_per_s: pulled as f64 / elapsed_s, records_out })
 }
 
 fn series_from(job: PipelineJob, shards: usize, measured: &Measured) -> Series {
