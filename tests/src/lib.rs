@@ -5,9 +5,9 @@
 //!
 //! - [`real_zookeeper`]: a real Apache ZooKeeper (standalone or ensemble) to compare against.
 //! - [`kazoo`]: the Python kazoo client in a cached venv, to drive servers from outside.
-//! - [`proxy`]: a fault-injecting TCP proxy (cut, heal, delay) between processes.
+//! - [`linearizability`]: a WGL checker of recorded client histories, and a znode model.
 
 pub mod kazoo;
+pub mod linearizability;
 pub mod log_records;
-pub mod proxy;
 pub mod real_zookeeper;
