@@ -1,8 +1,8 @@
-//! kazoo, the Python ZooKeeper client, against `zabflow node` and against real Apache
-//! ZooKeeper 3.8, with the same scripts.
+//! kazoo, the Python ZooKeeper client, against `zabflow node` (standalone and a 3-node
+//! ensemble) and against real Apache ZooKeeper 3.8, with the same scripts.
 //!
-//! Each test runs one script group (`kazoo_compat/*.py`, after `prelude.py`) against both
-//! servers at once. A script asserts what it observes and prints one line per check; the test
+//! Each test runs one script group (`kazoo_compat/*.py`, after `prelude.py`) against all
+//! three at once. A script asserts what it observes and prints one line per check; the test
 //! fails with the script's output when either server fails a check. Passing against real
 //! ZooKeeper is what makes each expectation ZooKeeper's, not ours. Each server is started
 //! once per test binary, and each group works under its own root path, so the groups run in
@@ -14,7 +14,7 @@ mod coord;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 
-use coord::Node;
+use coord::{Ensemble, Node};
 use zabflow_tests::kazoo::Kazoo;
 use zabflow_tests::real_zookeeper;
 
@@ -43,6 +43,27 @@ fn zabflow_hosts() -> String {
         .clone()
 }
 
+/// The shared 3-node `zabflow` ensemble of this test binary, killed when the process exits.
+fn zabflow_ensemble_hosts() -> String {
+    static ENSEMBLE: Mutex<Option<(Ensemble, tempfile::TempDir)>> = Mutex::new(None);
+    static HOSTS: OnceLock<String> = OnceLock::new();
+    extern "C" fn stop_ensemble() {
+        let taken = ENSEMBLE.lock().map(|mut ensemble| ensemble.take());
+        drop(taken);
+    }
+    HOSTS
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let ensemble = Ensemble::start(dir.path(), 3, "4lw.commands.whitelist=*");
+            let hosts = ensemble.hosts();
+            *ENSEMBLE.lock().unwrap() = Some((ensemble, dir));
+            // SAFETY: registering a plain `extern "C"` function with atexit has no preconditions.
+            unsafe { libc::atexit(stop_ensemble) };
+            hosts
+        })
+        .clone()
+}
+
 fn real_zookeeper_hosts() -> String {
     real_zookeeper::shared_standalone()
         .unwrap_or_else(|error| panic!("real ZooKeeper is needed for this test: {error}"))
@@ -53,7 +74,19 @@ fn real_zookeeper_hosts() -> String {
 fn run_group(group: &str, script: &str) {
     let kazoo = Kazoo::ensure().unwrap_or_else(|error| panic!("kazoo is needed: {error}"));
     let source = format!("{PRELUDE}\nROOT = \"/{group}\"\n{script}");
-    let servers = [("zabflow", zabflow_hosts()), ("ZooKeeper 3.8", real_zookeeper_hosts())];
+    // Every client of a script talks to the same member of the ensemble: clients of
+    // different servers may see different prefixes of the history (ZooKeeper's sequential
+    // consistency), and the scripts compare what one client writes with what another reads.
+    // Which member depends on the group, so some scripts run on the leader and some on
+    // followers (their writes are forwarded).
+    let ensemble = zabflow_ensemble_hosts();
+    let members: Vec<&str> = ensemble.split(',').collect();
+    let member = members[group.bytes().map(usize::from).sum::<usize>() % members.len()];
+    let servers = [
+        ("zabflow", zabflow_hosts()),
+        ("zabflow 3-node ensemble", member.to_owned()),
+        ("ZooKeeper 3.8", real_zookeeper_hosts()),
+    ];
     let outcomes = thread::scope(|scope| {
         let runs = servers.iter().map(|(name, hosts)| {
             let (kazoo, source) = (&kazoo, &source);
@@ -116,4 +149,36 @@ fn recipes() {
 #[test]
 fn tree_cache_server_version_and_watch_removal() {
     run_group("misc", include_str!("kazoo_compat/misc.py"));
+}
+
+/// The failover script against a fresh ensemble: `hosts` and client port → server pid.
+fn run_failover(name: &str, hosts: &str, pids: &[(u16, u32)]) -> String {
+    let kazoo = Kazoo::ensure().unwrap_or_else(|error| panic!("kazoo is needed: {error}"));
+    let pids: Vec<String> = pids.iter().map(|(port, pid)| format!("{port}: {pid}")).collect();
+    let source = format!(
+        "{PRELUDE}\nROOT = \"/failover\"\nPIDS = {{{}}}\n{}",
+        pids.join(", "),
+        include_str!("kazoo_compat/failover.py")
+    );
+    let output = kazoo
+        .run_script(hosts, &source)
+        .unwrap_or_else(|error| panic!("failover against {name} failed:\n{error}"));
+    assert!(output.ends_with("done\n"), "failover against {name} stopped early:\n{output}");
+    output
+}
+
+#[test]
+fn a_client_moves_to_another_server_and_keeps_its_session() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ensemble = Ensemble::start(dir.path(), 3, "4lw.commands.whitelist=*");
+    let pids: Vec<(u16, u32)> =
+        ensemble.nodes.iter().map(|node| (node.port, node.child.id())).collect();
+    run_failover("zabflow 3-node ensemble", &ensemble.hosts(), &pids);
+    drop(ensemble);
+    let zookeeper = real_zookeeper::RealZooKeeper::start_ensemble(3)
+        .unwrap_or_else(|error| panic!("a real ZooKeeper ensemble is needed: {error}"));
+    let pids: Vec<(u16, u32)> = (0..3)
+        .map(|i| (zookeeper.client_address(i).port(), zookeeper.pid(i).expect("running")))
+        .collect();
+    run_failover("ZooKeeper 3.8 3-node ensemble", &zookeeper.connect_string(), &pids);
 }

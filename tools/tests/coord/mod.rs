@@ -97,6 +97,67 @@ impl Drop for Node {
     }
 }
 
+/// A running ensemble of `zabflow node`s on loopback, one directory per node.
+pub struct Ensemble {
+    pub nodes: Vec<Node>,
+}
+
+impl Ensemble {
+    /// Writes `dir/node<N>/zoo.cfg` (free client, quorum and election ports; `extra` lines)
+    /// and `myid` for `count` nodes, starts them and waits until one leads and every node
+    /// serves.
+    pub fn start(dir: &Path, count: u64, extra: &str) -> Ensemble {
+        let ports: Vec<(u16, u16, u16)> =
+            (0..count).map(|_| (free_port(), free_port(), free_port())).collect();
+        let servers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, quorum, election))| {
+                format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let node_dir = dir.join(format!("node{}", i + 1));
+            let data = node_dir.join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let config = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+                 clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n{extra}\n{servers}",
+                data.display()
+            );
+            std::fs::write(node_dir.join("zoo.cfg"), config).unwrap();
+            nodes.push(Node::restart_at(&node_dir, *client));
+        }
+        let ensemble = Ensemble { nodes };
+        ensemble.wait_serving(Duration::from_secs(30));
+        ensemble
+    }
+
+    /// Waits until every running node serves (leader or follower).
+    pub fn wait_serving(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for node in &self.nodes {
+            loop {
+                let reply = std::panic::catch_unwind(|| node.four_letter("srvr"));
+                if reply.is_ok_and(|r| r.contains("Mode: leader") || r.contains("Mode: follower")) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "ensemble does not serve: {}", node.log());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// `127.0.0.1:port,...` of every node.
+    pub fn hosts(&self) -> String {
+        let hosts: Vec<String> =
+            self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+        hosts.join(",")
+    }
+}
+
 /// A raw jute client: one session on one connection.
 pub struct Client {
     pub stream: TcpStream,
