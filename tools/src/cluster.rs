@@ -178,9 +178,13 @@ fn read_pid(node: &Path) -> Option<i32> {
     std::fs::read_to_string(node.join("pid")).ok()?.trim().parse().ok()
 }
 
+/// Whether the process runs (a zombie, killed but not yet reaped by its parent, does not).
 fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
     // SAFETY: signal 0 only checks that the process exists; no signal is delivered.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists && state != Some('Z')
 }
 
 fn client_address(node: &Path) -> Result<SocketAddr, ToolError> {
