@@ -5,7 +5,8 @@
 //! restarted on the same ports, reconnected; messages sent for a link the owner has not seen
 //! come up are dropped; strangers, garbage and bad hellos are refused without disturbing the
 //! mesh; multi-MiB messages arrive intact; a peer that stops reading is disconnected; a
-//! corrupt frame drops the link; a peer's new connection replaces its old one.
+//! corrupt frame drops the link; a peer's new connection replaces its old one; an owner that
+//! takes no events pushes back on the sender; the owner can close a link itself.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -203,8 +204,9 @@ fn three_servers_exchange_votes_and_quorum_messages_in_order() {
         let me = node.id;
         for peer in (1..=3).filter(|&peer| peer != me) {
             node.wait(&format!("{COUNT} pings from {peer}"), |log| {
-                let pings = log.iter().filter(|event| {
-                    matches!(event, PeerEvent::Received(from, Message::Ping { .. }) if *from == peer)
+                let pings = log.iter().filter(|event| match event {
+                    PeerEvent::Received(from, Message::Ping { .. }) => *from == peer,
+                    _ => false,
                 });
                 pings.count() as u64 == COUNT
             });
@@ -523,4 +525,32 @@ fn an_owner_that_does_not_take_events_pushes_back_on_the_sender() {
     sender.wait_connected(1);
     let received = receiver.received_from(2).len() * payload.len();
     assert!(received >= RECEIVED_BYTES_HIGH, "{received}");
+}
+
+#[test]
+fn the_owner_can_close_a_quorum_link_and_the_dialer_comes_back() {
+    let peers = ensemble(2);
+    let mut nodes: Vec<Node> = (1..=2).map(|id| Node::start(id, &peers)).collect();
+    connect_mesh(&mut nodes);
+    // The acceptor closes: the dialer notices and redials.
+    nodes[0].transport.disconnect(2);
+    nodes[1].wait_disconnected(1);
+    nodes[1].wait_connected(1);
+    // Server 1's thread has the new link up, but its owner has not taken the events yet: a
+    // message it sends now was meant for the old link and is dropped, not sent on the new.
+    nodes[0].transport.send(2, Message::Commit { zxid: -1 });
+    nodes[0].wait("Disconnected(2), Connected(2)", |log| {
+        log.iter().filter(|e| matches!(e, PeerEvent::Connected(2))).count() == 2
+    });
+    assert_eq!(summary(&nodes[0].log).matches("Disconnected(2)").count(), 1);
+    // The dialer closes: it redials itself.
+    nodes[1].transport.disconnect(1);
+    nodes[1].wait_disconnected(1);
+    nodes[1].wait_connected(1);
+    nodes[0].wait("the second reconnection", |log| {
+        log.iter().filter(|e| matches!(e, PeerEvent::Connected(2))).count() == 3
+    });
+    nodes[0].transport.send(2, Message::Commit { zxid: 1 });
+    nodes[1].wait("the commit", |log| log.iter().any(|e| matches!(e, PeerEvent::Received(..))));
+    assert_eq!(nodes[1].received_from(1), vec![&Message::Commit { zxid: 1 }]);
 }

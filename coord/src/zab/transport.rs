@@ -3,10 +3,10 @@
 //! thread over its own `mio::Poll`.
 //!
 //! ```text
-//! owner thread                                  transport thread ("zabflow-peers")
-//!   send(to, message) ── channel + Waker ──────▶  encode into the link's output (batched)
-//!                                                 → one write per link and pass
-//!   try_recv() ◀── channel + wake callback ─────  Connected · Disconnected · Received
+//! owner thread                              transport thread ("zabflow-peers")
+//!   send(to, message) ─── channel + Waker ──▶  encode into the link's output (batched)
+//!   disconnect(peer)                          → one write per link and pass
+//!   try_recv() ◀── channel + wake callback ──  Connected · Disconnected · Received
 //! per peer pair, per port kind: one TCP connection, dialled by the higher id
 //! connection = hello ▶ (dialer) · ◀ hello (acceptor) · frames both ways (see [`super::wire`])
 //! ```
@@ -22,7 +22,10 @@
 //! server it meant to reach. A dial that fails, or a link that breaks, is retried after a
 //! backoff that doubles from `reconnect_delay_ms_min` to `reconnect_delay_ms_max` and is reset
 //! once a handshake succeeds; a connection whose handshake does not finish within
-//! `handshake_timeout_ms` (a peer or a network that swallows packets) is closed.
+//! `handshake_timeout_ms` (a peer or a network that swallows packets) is closed. The owner
+//! may close a quorum link itself ([`PeerTransport::disconnect`]), e.g. when the peer has
+//! stopped answering: no keepalive is set, so a silent network partition otherwise leaves a
+//! link open until TCP gives up retransmitting or the peer's new connection replaces it.
 //!
 //! **Events.** `Connected`/`Disconnected` report the quorum link only (the Zab machine treats
 //! a quorum-link break as "everything in flight is lost"); election links come and go
@@ -151,11 +154,10 @@ impl TransportConfig {
     }
 }
 
-/// A message on its way to the thread, tagged with the link generation the owner knew.
-struct Outgoing {
-    to: ServerId,
-    generation: u64,
-    message: Message,
+/// What the owner asks of the thread, tagged with the quorum link generation it knew.
+enum Command {
+    Send { to: ServerId, generation: u64, message: Message },
+    Disconnect { peer: ServerId, generation: u64 },
 }
 
 /// An event on its way to the owner, with the received bytes it accounts for.
@@ -178,7 +180,7 @@ struct Shared {
 /// The owner's handle on the peer links; see the module docs.
 pub struct PeerTransport {
     my_id: ServerId,
-    outgoing: Sender<Outgoing>,
+    commands: Sender<Command>,
     deliveries: Receiver<Delivery>,
     shared: Arc<Shared>,
     /// Per peer, the `Connected`/`Disconnected` events taken so far.
@@ -238,7 +240,7 @@ impl PeerTransport {
             wake_pending: AtomicBool::new(false),
             received_bytes: AtomicUsize::new(0),
         });
-        let (outgoing, outgoing_receiver) = unbounded();
+        let (commands, commands_receiver) = unbounded();
         let (deliveries_sender, deliveries) = unbounded();
         let now = Instant::now();
         let peers = peers
@@ -254,7 +256,7 @@ impl PeerTransport {
             peers,
             links: HashMap::new(),
             next_token: FIRST_LINK,
-            outgoing: outgoing_receiver,
+            commands: commands_receiver,
             deliveries: deliveries_sender,
             shared: Arc::clone(&shared),
             wake,
@@ -268,7 +270,7 @@ impl PeerTransport {
             .map_err(|error| Error::io("spawn the peer transport thread", &error))?;
         Ok(PeerTransport {
             my_id,
-            outgoing,
+            commands,
             deliveries,
             shared,
             seen_generations: HashMap::new(),
@@ -280,9 +282,25 @@ impl PeerTransport {
     /// heard of: dropped silently when that link is down or has been replaced (the owner
     /// learns that from the events it has not taken yet), or when `to` is not a peer.
     pub fn send(&self, to: ServerId, message: Message) {
-        let generation = self.seen_generations.get(&to).copied().unwrap_or(0);
-        if self.outgoing.send(Outgoing { to, generation, message }).is_err() {
-            return; // Stopped: a link that is down drops its messages.
+        let generation = self.generation(to);
+        self.command(Command::Send { to, generation, message });
+    }
+
+    /// Closes the quorum link to `peer` the owner last heard of, as if it broke (ZooKeeper's
+    /// leader closing a learner that stopped answering): `Disconnected` is reported and the
+    /// higher id redials. Nothing happens if that link is already gone.
+    pub fn disconnect(&self, peer: ServerId) {
+        let generation = self.generation(peer);
+        self.command(Command::Disconnect { peer, generation });
+    }
+
+    fn generation(&self, peer: ServerId) -> u64 {
+        self.seen_generations.get(&peer).copied().unwrap_or(0)
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.send(command).is_err() {
+            return; // Stopped: every link is down.
         }
         if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
             let _ = self.shared.waker.wake();
@@ -465,7 +483,7 @@ struct Driver {
     peers: BTreeMap<ServerId, Peer>,
     links: HashMap<Token, Link>,
     next_token: usize,
-    outgoing: Receiver<Outgoing>,
+    commands: Receiver<Command>,
     deliveries: Sender<Delivery>,
     shared: Arc<Shared>,
     wake: Arc<dyn Fn() + Send + Sync>,
@@ -501,10 +519,10 @@ impl Driver {
         }
     }
 
-    /// The work after each poll: queue what the owner sent, dial, time out handshakes,
-    /// resume reading, write, and wake the owner if events are waiting.
+    /// The work after each poll: queue what the owner sent (and close what it asked to),
+    /// dial, time out handshakes, resume reading, write, and wake the owner if events wait.
     fn pass(&mut self, now: Instant) {
-        self.drain_outgoing();
+        self.drain_commands();
         self.dial_due(now);
         self.expire_handshakes(now);
         self.resume_unread();
@@ -840,26 +858,36 @@ impl Driver {
     }
 
     /// Encodes every message the owner queued into its link's output.
-    fn drain_outgoing(&mut self) {
-        // Swap (not store) so that this reads the owner's `true` and sees its sends.
+    fn drain_commands(&mut self) {
+        // Swap (not store) so that this reads the owner's `true` and sees its commands.
         self.shared.wake_pending.swap(false, Ordering::AcqRel);
-        while let Ok(outgoing) = self.outgoing.try_recv() {
-            self.enqueue(outgoing);
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Send { to, generation, message } => self.enqueue(to, generation, message),
+                Command::Disconnect { peer, generation } => {
+                    if let Some(token) = self.current_link(peer, PortKind::Quorum, generation) {
+                        self.close(token, "closed by this server");
+                    }
+                }
+            }
         }
     }
 
-    fn enqueue(&mut self, outgoing: Outgoing) {
-        let Outgoing { to, generation, message } = outgoing;
-        let kind = PortKind::of(&message);
-        let Some(peer) = self.peers.get(&to) else { return };
-        let Some(token) = peer.slots[slot_index(kind)].link else { return };
+    /// The peer's link of this kind, if it is established and (for the quorum link) still
+    /// the one of the owner's `generation`.
+    fn current_link(&self, id: ServerId, kind: PortKind, generation: u64) -> Option<Token> {
+        let peer = self.peers.get(&id)?;
+        let token = peer.slots[slot_index(kind)].link?;
         if kind == PortKind::Quorum && generation != peer.generation {
-            return; // Sent for a link the owner has not yet learnt is gone.
+            return None; // The owner has not yet learnt that its link is gone.
         }
+        (self.links[&token].state == LinkState::Established).then_some(token)
+    }
+
+    fn enqueue(&mut self, to: ServerId, generation: u64, message: Message) {
+        let kind = PortKind::of(&message);
+        let Some(token) = self.current_link(to, kind, generation) else { return };
         let link = self.links.get_mut(&token).expect("a slot's link is open");
-        if link.state != LinkState::Established {
-            return;
-        }
         if let Err(error) = wire::encode(&message, &mut link.output) {
             return self.close(token, &format!("cannot send {}: {error}", tag_name(&message)));
         }
