@@ -11,6 +11,7 @@ mod cluster;
 mod error;
 mod node;
 mod report;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use error::ToolError;
@@ -38,6 +39,8 @@ enum Command {
     /// Read, tabulate and compare benchmark reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Run the deterministic simulation of Zab ensembles over many seeds, or replay one.
+    Sim(sim::SimArgs),
 }
 
 /// Prints `text` to stdout; a reader that closed the pipe early (`| head`) is not an error.
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Node(args) => node::run(args),
         Command::Cluster(command) => cluster::run(command),
         Command::Cli(args) => cli::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 
