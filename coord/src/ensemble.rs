@@ -199,6 +199,7 @@ impl crate::server::Server {
     fn execute(&mut self, action: Action) -> Result<()> {
         match action {
             Action::Send { to, message } => self.ensemble_mut().transport.send(to, message),
+            Action::Disconnect { peer } => self.ensemble_mut().transport.disconnect(peer),
             Action::SendSnapshot { to, zxid, entries } => {
                 let data = crate::snapshot::serialize(&self.tree, &self.session_list(), 0);
                 log_event(&format!(

@@ -242,6 +242,7 @@ impl Zab {
             _ => self.config.init_limit * tick,
         };
         if now.saturating_sub(follower.heard_ms.max(follower.started_ms)) > limit {
+            out.push(Action::Disconnect { peer: follower.leader });
             self.look(out);
             return;
         }
@@ -276,9 +277,13 @@ impl Zab {
             }
             return;
         }
-        leader.learners.retain(|_, learner| {
+        leader.learners.retain(|&peer, learner| {
             let limit = if learner.stage == LearnerStage::Synced { sync_ms } else { init_ms };
-            now.saturating_sub(learner.heard_ms) <= limit
+            let alive = now.saturating_sub(learner.heard_ms) <= limit;
+            if !alive {
+                out.push(Action::Disconnect { peer });
+            }
+            alive
         });
         let synced = leader.learners.values().filter(|l| l.stage == LearnerStage::Synced).count();
         if synced + 1 < quorum {
@@ -1271,6 +1276,7 @@ mod tests {
                         self.applied[i].push(entry.zxid);
                     }
                     Action::Role(_)
+                    | Action::Disconnect { .. }
                     | Action::Request { .. }
                     | Action::Sessions { .. }
                     | Action::SyncDone { .. } => {}

@@ -185,6 +185,9 @@ impl Role {
 pub enum Action {
     /// Send `message` to `to` (dropped silently if the link is down).
     Send { to: ServerId, message: Message },
+    /// Close the link to `peer` (it timed out: a silent partition leaves TCP links up, and
+    /// a fresh link must not carry what was queued for the old one).
+    Disconnect { peer: ServerId },
     /// Send `to` a [`Message::Sync`] in [`SyncMode::Snap`] built from the driver's state
     /// (which is exactly the state at `zxid`), followed by `entries`.
     SendSnapshot { to: ServerId, zxid: Zxid, entries: Vec<Entry> },

@@ -59,10 +59,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Bytes of a frame's header: `len:u32 crc:u32`.
 pub const FRAME_HEADER_BYTES: usize = 8;
 
-/// The largest frame body a peer may send: a SNAP of a large tree travels as one message,
-/// so the bound is generous, but bounded so that a broken or hostile peer cannot make a link
-/// buffer more than this (plus one read).
-pub const PEER_FRAME_BODY_BYTES_MAX: usize = 64 << 20;
+/// The largest frame body a peer may send: a SNAP of a large tree travels as one message
+/// (a million 100-byte znodes serialise to about 150 MB), so the bound is generous, but
+/// bounded so that a broken or hostile peer cannot make a link buffer more than this (plus
+/// one read). Buffers grow only as large frames actually arrive.
+pub const PEER_FRAME_BODY_BYTES_MAX: usize = 1 << 30;
 
 /// Bytes of a hello's body.
 pub const HELLO_BODY_BYTES: usize = 4 + 2 + 8 + 1;
