@@ -962,6 +962,12 @@ impl Sim {
     ) -> Result<(), Violation> {
         match action {
             Action::Send { to, message } => self.send(index, to, message),
+            Action::Disconnect { peer } => {
+                match self.servers.iter().position(|server| server.id == peer) {
+                    Some(other) => self.disconnect(index, other).map(|_| ()),
+                    None => Ok(()),
+                }
+            }
             Action::SendSnapshot { to, zxid, entries } => {
                 self.send_snapshot(index, to, zxid, entries)
             }
