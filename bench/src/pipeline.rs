@@ -85,6 +85,7 @@ impl PipelineConfig {
             events_per_second: PIPELINE_EVENT_TIME_DENSITY,
             out_of_orderness: 100,
             rate_per_second: None,
+            skew: 0.0,
         }
     }
 }

@@ -26,6 +26,7 @@ fn main() -> Result<(), zabflow_core::Error> {
         events_per_second: 100_000, // event-time density: 10 s of event time in all
         out_of_orderness: 500,      // timestamps may lag the newest by up to 500 ms
         rate_per_second: None,      // as fast as the shards pull
+        skew: 0.0,                  // uniform keys
     };
     let shards = std::thread::available_parallelism().map_or(1, |cores| cores.get().min(4));
     let output = Job::new(JobConfig::new(shards))

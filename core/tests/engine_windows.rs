@@ -1,81 +1,349 @@
-//! The engine against a sequential reference: tumbling count/sum/min/max over random
-//! inputs with bounded disorder, for 1 to 4 shards and several ring sizes; skew with tiny
-//! rings; late records; a panicking operator.
+//! The engine against a sequential reference: tumbling, sliding and session windows, each
+//! with count / sum / min / max / avg / a user aggregate / reduce / a process-window
+//! function, over random inputs with bounded disorder plus some late records, for 1 to 4
+//! shards, several ring sizes and batch sizes, with and without allowed lateness.
+//!
+//! Which records are late depends on how the shards interleave, so the check is stated
+//! against what the job says was late: every late record reaches the side output, and the
+//! windows equal the reference over the other records. Without lateness each (key, window)
+//! fires exactly once; with it, the last firing of each (key, window) is the reference.
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zabflow_core::engine::{
-    Aggregate, CollectSink, Count, Event, Generator, GeneratorConfig, Job, JobConfig, Max, Min,
-    Source, SourceStatus, Stamped, Sum, Tumbling, VecSource, WindowResult,
+    Aggregate, Avg, CollectSink, Count, Emitter, Event, Job, JobConfig, Max, Min, Session, Sliding,
+    Stamped, Sum, Tumbling, VecSource, Window, WindowResult,
 };
-use zabflow_core::Error;
 
 type Key = u64;
 
-/// The reference: every record folded sequentially, grouped by (key, window start).
-fn reference<A: Aggregate<Event>>(
-    records: &[Stamped<Event>],
-    size: u64,
-    aggregate: &A,
-) -> Vec<(Key, u64, A::Output)> {
-    let mut groups: BTreeMap<(Key, u64), A::Accumulator> = BTreeMap::new();
-    for stamped in records {
-        let start = stamped.timestamp - stamped.timestamp % size;
-        let accumulator =
-            groups.entry((stamped.record.key, start)).or_insert_with(|| aggregate.create());
-        aggregate.add(accumulator, &stamped.record);
+/// A user-defined aggregate: count and sum of values together.
+#[derive(Debug, Clone, Copy)]
+struct CountAndSum;
+
+impl Aggregate<Event> for CountAndSum {
+    type Accumulator = (u64, u64);
+    type Output = (u64, u64);
+    fn create(&self) -> (u64, u64) {
+        (0, 0)
     }
-    groups.into_iter().map(|((key, start), acc)| (key, start, aggregate.result(&acc))).collect()
+    fn add(&self, accumulator: &mut (u64, u64), record: &Event) {
+        accumulator.0 += 1;
+        accumulator.1 += record.value;
+    }
+    fn merge(&self, accumulator: &mut (u64, u64), other: &(u64, u64)) {
+        accumulator.0 += other.0;
+        accumulator.1 += other.1;
+    }
+    fn result(&self, accumulator: &(u64, u64)) -> (u64, u64) {
+        *accumulator
+    }
 }
 
-/// Runs the windowed job over `records` (split round-robin over the shards).
-fn run_job<A>(
-    records: &[Stamped<Event>],
-    config: JobConfig,
-    bound: u64,
-    size: u64,
-    aggregate: A,
-) -> Vec<(Key, u64, A::Output)>
-where
-    A: Aggregate<Event>,
-    A::Output: PartialOrd,
-{
-    let records: Arc<[Stamped<Event>]> = records.into();
-    let output = Job::new(config)
-        .source("vec", move |partition| VecSource::new(records.clone(), partition, bound))
-        .key_by("by_key", |event: &Event| event.key)
-        .window(Tumbling::of(size))
-        .aggregate("aggregate", aggregate)
-        .sink("collect", |_| CollectSink::default())
-        .run()
-        .expect("job runs");
-    assert_eq!(output.late_records(), 0, "disorder within the bound is never late");
-    let mut results: Vec<WindowResult<Key, A::Output>> =
-        output.sink_outputs.into_iter().flatten().collect();
-    for result in &results {
-        assert_eq!(result.window_end - result.window_start, size);
+/// How a test cuts the stream.
+#[derive(Debug, Clone, Copy)]
+enum Windows {
+    Tumbling(u64),
+    Sliding(u64, u64),
+    Session(u64),
+}
+
+impl Windows {
+    /// The windows (start, end) holding `timestamp`: the reference's own assignment.
+    fn aligned_windows(self, timestamp: u64) -> Vec<(u64, u64)> {
+        let (size, slide) = match self {
+            Windows::Tumbling(size) => (size, size),
+            Windows::Sliding(size, slide) => (size, slide),
+            Windows::Session(_) => unreachable!("sessions are not aligned"),
+        };
+        (0..=timestamp / slide)
+            .map(|k| (k * slide, k * slide + size))
+            .filter(|&(start, end)| start <= timestamp && timestamp < end)
+            .collect()
     }
-    results.sort_by_key(|result| (result.key, result.window_start));
-    let fired_once = results
-        .windows(2)
-        .all(|pair| (pair[0].key, pair[0].window_start) != (pair[1].key, pair[1].window_start));
-    assert!(fired_once, "a (key, window) fired twice");
-    results.into_iter().map(|r| (r.key, r.window_start, r.value)).collect()
+}
+
+/// The reference: (key, window start, window end) → the records of that window, grouped
+/// sequentially by the plain definition of each window type.
+fn reference_groups(
+    records: &[Stamped<Event>],
+    windows: Windows,
+) -> BTreeMap<(Key, u64, u64), Vec<Event>> {
+    let mut groups: BTreeMap<(Key, u64, u64), Vec<Event>> = BTreeMap::new();
+    if let Windows::Session(gap) = windows {
+        let mut by_key: BTreeMap<Key, Vec<Stamped<Event>>> = BTreeMap::new();
+        for stamped in records {
+            by_key.entry(stamped.record.key).or_default().push(*stamped);
+        }
+        for (key, mut stamped) in by_key {
+            stamped.sort_by_key(|s| s.timestamp);
+            let mut session: Vec<Stamped<Event>> = Vec::new();
+            for record in stamped {
+                let last = session.last().map(|s| s.timestamp);
+                if last.is_some_and(|last| record.timestamp >= last + gap) {
+                    close_session(&mut groups, key, gap, &mut session);
+                }
+                session.push(record);
+            }
+            close_session(&mut groups, key, gap, &mut session);
+        }
+    } else {
+        for stamped in records {
+            for (start, end) in windows.aligned_windows(stamped.timestamp) {
+                groups.entry((stamped.record.key, start, end)).or_default().push(stamped.record);
+            }
+        }
+    }
+    groups
+}
+
+fn close_session(
+    groups: &mut BTreeMap<(Key, u64, u64), Vec<Event>>,
+    key: Key,
+    gap: u64,
+    session: &mut Vec<Stamped<Event>>,
+) {
+    if let (Some(first), Some(last)) = (session.first(), session.last()) {
+        let records = session.iter().map(|s| s.record).collect();
+        groups.insert((key, first.timestamp, last.timestamp + gap), records);
+    }
+    session.clear();
+}
+
+fn fold<A: Aggregate<Event>>(aggregate: &A, records: &[Event]) -> A::Output {
+    let mut accumulator = aggregate.create();
+    records.iter().for_each(|record| aggregate.add(&mut accumulator, record));
+    aggregate.result(&accumulator)
+}
+
+fn value(event: &Event) -> i64 {
+    event.value as i64
+}
+
+/// A commutative reduce: keeps the key, sums the values.
+fn reduce_sum(left: Event, right: &Event) -> Event {
+    Event { key: left.key, value: left.value + right.value }
+}
+
+/// A process-window function: one summary (count, sum, min) per window, order-independent.
+fn summarise(key: &Key, window: Window, elements: &[Event], out: &mut Emitter<'_, Summary>) {
+    let sum = elements.iter().map(|event| event.value).sum();
+    let min = elements.iter().map(|event| event.value).min().expect("a window has elements");
+    out.emit(Summary { key: *key, window, count: elements.len() as u64, sum, min });
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Summary {
+    key: Key,
+    window: Window,
+    count: u64,
+    sum: u64,
+    min: u64,
+}
+
+/// One test input: records, the disorder bound the source claims, a job shape.
+#[derive(Debug, Clone)]
+struct Case {
+    records: Vec<Stamped<Event>>,
+    bound: u64,
+    windows: Windows,
+    lateness: u64,
+    config: JobConfig,
+}
+
+/// What one job gave: firings as (key, start, end, value) in emission order per shard,
+/// and the late side output.
+struct Run<V> {
+    firings: Vec<(Key, u64, u64, V)>,
+    late: Vec<Stamped<Event>>,
+}
+
+macro_rules! run_windowed {
+    ($case:expr, $function:ident, $name:expr, $argument:expr) => {{
+        let case: &Case = $case;
+        let records: Arc<[Stamped<Event>]> = case.records.as_slice().into();
+        let bound = case.bound;
+        let keyed = Job::new(case.config)
+            .source("vec", move |partition| VecSource::new(records.clone(), partition, bound))
+            .key_by("by_key", |event: &Event| event.key);
+        match case.windows {
+            Windows::Tumbling(size) => collect_run(
+                keyed
+                    .window(Tumbling::of(size))
+                    .allowed_lateness(case.lateness)
+                    .late_sink("late", |_| CollectSink::default())
+                    .$function($name, $argument)
+                    .sink("collect", |_| CollectSink::default())
+                    .run(),
+            ),
+            Windows::Sliding(size, slide) => collect_run(
+                keyed
+                    .window(Sliding::of(size, slide))
+                    .allowed_lateness(case.lateness)
+                    .late_sink("late", |_| CollectSink::default())
+                    .$function($name, $argument)
+                    .sink("collect", |_| CollectSink::default())
+                    .run(),
+            ),
+            Windows::Session(gap) => collect_run(
+                keyed
+                    .window(Session::with_gap(gap))
+                    .allowed_lateness(case.lateness)
+                    .late_sink("late", |_| CollectSink::default())
+                    .$function($name, $argument)
+                    .sink("collect", |_| CollectSink::default())
+                    .run(),
+            ),
+        }
+    }};
+}
+
+type Output<R> = zabflow_core::engine::JobOutput<Vec<R>, Vec<Stamped<Event>>>;
+
+fn collect_run<V: Copy>(
+    output: Result<Output<WindowResult<Key, V>>, zabflow_core::Error>,
+) -> Run<V> {
+    let output = output.expect("job runs");
+    let late: Vec<Stamped<Event>> = output.late_outputs.into_iter().flatten().collect();
+    assert_eq!(late.len() as u64, output.shards.iter().map(|s| s.late_records).sum::<u64>());
+    let firings = output
+        .sink_outputs
+        .into_iter()
+        .flatten()
+        .map(|r| (r.key, r.window_start, r.window_end, r.value))
+        .collect();
+    Run { firings, late }
+}
+
+fn collect_summaries(output: Result<Output<Summary>, zabflow_core::Error>) -> Run<(u64, u64, u64)> {
+    let output = output.expect("job runs");
+    let late = output.late_outputs.into_iter().flatten().collect();
+    let firings = output
+        .sink_outputs
+        .into_iter()
+        .flatten()
+        .map(|s| (s.key, s.window.start, s.window.end, (s.count, s.sum, s.min)))
+        .collect();
+    Run { firings, late }
+}
+
+/// The records that were not late: `records` minus the multiset `late`.
+fn accepted(records: &[Stamped<Event>], late: &[Stamped<Event>]) -> Vec<Stamped<Event>> {
+    let mut late_count: BTreeMap<(u64, Event), usize> = BTreeMap::new();
+    for stamped in late {
+        *late_count.entry((stamped.timestamp, stamped.record)).or_default() += 1;
+    }
+    let mut kept = Vec::new();
+    for stamped in records {
+        match late_count.get_mut(&(stamped.timestamp, stamped.record)) {
+            Some(count) if *count > 0 => *count -= 1,
+            _ => kept.push(*stamped),
+        }
+    }
+    assert!(late_count.values().all(|&count| count == 0), "a late record that was not sent");
+    kept
+}
+
+/// Checks a run against the reference folded with `result`.
+fn check<V: Copy + PartialEq + std::fmt::Debug>(
+    case: &Case,
+    run: Run<V>,
+    result: impl Fn(&[Event]) -> V,
+) -> Result<(), TestCaseError> {
+    let kept = accepted(&case.records, &run.late);
+    let expected: BTreeMap<(Key, u64, u64), V> = reference_groups(&kept, case.windows)
+        .into_iter()
+        .map(|(window, records)| (window, result(&records)))
+        .collect();
+    let mut last: BTreeMap<(Key, u64, u64), V> = BTreeMap::new();
+    for (key, start, end, value) in &run.firings {
+        let previous = last.insert((*key, *start, *end), *value);
+        prop_assert!(
+            previous.is_none() || case.lateness > 0,
+            "({key}, [{start}, {end})) fired twice without allowed lateness"
+        );
+    }
+    if let (Windows::Session(_), true) = (case.windows, case.lateness > 0) {
+        // Late records may merge sessions that already fired: each final session fired,
+        // and every firing lies inside a final session of its key.
+        for (window, value) in &expected {
+            prop_assert_eq!(last.get(window), Some(value), "session {:?}", window);
+        }
+        for (key, start, end) in last.keys() {
+            let inside = expected.keys().any(|(k, s, e)| k == key && s <= start && end <= e);
+            prop_assert!(inside, "({key}, [{start}, {end})) lies in no final session");
+        }
+    } else {
+        prop_assert_eq!(last, expected);
+    }
+    Ok(())
+}
+
+fn check_every_function(case: &Case) -> Result<(), TestCaseError> {
+    check(case, run_windowed!(case, aggregate, "count", Count), |records| records.len() as u64)?;
+    check(case, run_windowed!(case, aggregate, "sum", Sum(value)), |r| fold(&Sum(value), r))?;
+    check(case, run_windowed!(case, aggregate, "min", Min(value)), |r| fold(&Min(value), r))?;
+    check(case, run_windowed!(case, aggregate, "max", Max(value)), |r| fold(&Max(value), r))?;
+    check(case, run_windowed!(case, aggregate, "avg", Avg(value)), |r| fold(&Avg(value), r))?;
+    check(case, run_windowed!(case, aggregate, "user", CountAndSum), |r| fold(&CountAndSum, r))?;
+    check(case, run_windowed!(case, reduce, "reduce", reduce_sum), |records| {
+        records.iter().skip(1).fold(records[0], reduce_sum)
+    })?;
+    let summaries = {
+        let records: Arc<[Stamped<Event>]> = case.records.as_slice().into();
+        let bound = case.bound;
+        let keyed = Job::new(case.config)
+            .source("vec", move |partition| VecSource::new(records.clone(), partition, bound))
+            .key_by("by_key", |event: &Event| event.key);
+        let output = match case.windows {
+            Windows::Tumbling(size) => keyed
+                .window(Tumbling::of(size))
+                .allowed_lateness(case.lateness)
+                .late_sink("late", |_| CollectSink::default())
+                .process("summarise", summarise)
+                .sink("collect", |_| CollectSink::default())
+                .run(),
+            Windows::Sliding(size, slide) => keyed
+                .window(Sliding::of(size, slide))
+                .allowed_lateness(case.lateness)
+                .late_sink("late", |_| CollectSink::default())
+                .process("summarise", summarise)
+                .sink("collect", |_| CollectSink::default())
+                .run(),
+            Windows::Session(gap) => keyed
+                .window(Session::with_gap(gap))
+                .allowed_lateness(case.lateness)
+                .late_sink("late", |_| CollectSink::default())
+                .process("summarise", summarise)
+                .sink("collect", |_| CollectSink::default())
+                .run(),
+        };
+        collect_summaries(output)
+    };
+    check(case, summaries, |records| {
+        let values = records.iter().map(|event| event.value);
+        (records.len() as u64, values.clone().sum(), values.min().expect("not empty"))
+    })
 }
 
 /// Records whose timestamps rise with jitter of at most `bound` below the running maximum
-/// of every round-robin partition (the base never falls, so any split stays within bound).
+/// of every round-robin partition (the base never falls, so any split stays within bound),
+/// plus about one in twenty thrown far behind: candidates for lateness.
 fn records_strategy() -> impl Strategy<Value = (Vec<Stamped<Event>>, u64)> {
     (0u64..40).prop_flat_map(|bound| {
-        let record = (0u64..4, 0u64..=bound, 0u64..12, 0u64..1000);
+        let record = (0u64..4, 0u64..=bound, 0u64..12, 0u64..1000, 0u32..20, 0u64..200);
         (prop::collection::vec(record, 0..300), Just(bound)).prop_map(|(steps, bound)| {
             let mut base = 0;
             let records = steps
                 .into_iter()
-                .map(|(step, jitter, key, value)| {
+                .map(|(step, jitter, key, value, late_die, behind)| {
                     base += step;
-                    let timestamp = base.saturating_sub(jitter);
+                    let timestamp = if late_die == 0 {
+                        base.saturating_sub(bound + 1 + behind)
+                    } else {
+                        base.saturating_sub(jitter)
+                    };
                     Stamped { timestamp, record: Event { key, value } }
                 })
                 .collect();
@@ -84,217 +352,54 @@ fn records_strategy() -> impl Strategy<Value = (Vec<Stamped<Event>>, u64)> {
     })
 }
 
+fn windows_strategy() -> impl Strategy<Value = Windows> {
+    prop_oneof![
+        prop::sample::select(vec![1u64, 5, 16, 100]).prop_map(Windows::Tumbling),
+        prop::sample::select(vec![(10u64, 5u64), (16, 4), (100, 30), (7, 3), (5, 10), (3, 1)])
+            .prop_map(|(size, slide)| Windows::Sliding(size, slide)),
+        prop::sample::select(vec![1u64, 5, 20]).prop_map(Windows::Session),
+    ]
+}
+
 fn config(shards: usize, ring_slots: usize, batch_records: usize) -> JobConfig {
     JobConfig { ring_slots, batch_records, ..JobConfig::new(shards) }
 }
 
-fn value(event: &Event) -> i64 {
-    event.value as i64
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn tumbling_aggregates_equal_the_sequential_reference(
+    fn every_window_type_and_function_equals_the_sequential_reference(
         (records, bound) in records_strategy(),
+        windows in windows_strategy(),
+        lateness in prop::sample::select(vec![0u64, 0, 15]),
         shards in 1usize..=4,
         ring_slots in prop::sample::select(vec![1usize, 2, 7, 64, 4096]),
         batch_records in prop::sample::select(vec![1usize, 3, 64]),
-        size in prop::sample::select(vec![1u64, 5, 16, 100]),
     ) {
-        let config = config(shards, ring_slots, batch_records);
-        prop_assert_eq!(
-            run_job(&records, config, bound, size, Count),
-            reference(&records, size, &Count)
-        );
-        prop_assert_eq!(
-            run_job(&records, config, bound, size, Sum(value)),
-            reference(&records, size, &Sum(value))
-        );
-        prop_assert_eq!(
-            run_job(&records, config, bound, size, Min(value)),
-            reference(&records, size, &Min(value))
-        );
-        prop_assert_eq!(
-            run_job(&records, config, bound, size, Max(value)),
-            reference(&records, size, &Max(value))
-        );
-    }
-}
-
-fn generated(config: GeneratorConfig) -> Vec<Stamped<Event>> {
-    (0..config.events).map(|index| config.event(index)).collect()
-}
-
-#[test]
-fn generator_jobs_match_the_reference_on_every_shard_count() {
-    let generator = GeneratorConfig {
-        seed: 11,
-        events: 200_000,
-        keys: 1000,
-        events_per_second: 50_000,
-        out_of_orderness: 200,
-        rate_per_second: None,
-    };
-    let expected = reference(&generated(generator), 1000, &Count);
-    for shards in 1..=4 {
-        let output = Job::new(config(shards, 256, 256))
-            .source("generator", move |partition| Generator::new(generator, partition))
-            .key_by("by_key", |event: &Event| event.key)
-            .window(Tumbling::of(1000))
-            .aggregate("count", Count)
-            .sink("collect", |_| CollectSink::default())
-            .run()
-            .expect("job runs");
-        assert_eq!(output.records_pulled(), 200_000);
-        let mut results: Vec<_> = output
-            .sink_outputs
-            .into_iter()
-            .flatten()
-            .map(|r: WindowResult<u64, u64>| (r.key, r.window_start, r.value))
-            .collect();
-        results.sort();
-        assert_eq!(results, expected, "{shards} shards");
+        let case = Case { records, bound, windows, lateness, config: config(shards, ring_slots, batch_records) };
+        check_every_function(&case)?;
     }
 }
 
 #[test]
-fn all_keys_on_one_shard_with_two_slot_rings_completes_with_the_same_output() {
-    let generator = GeneratorConfig {
-        seed: 3,
-        events: 100_000,
-        keys: 1,
-        events_per_second: 10_000,
-        out_of_orderness: 50,
-        rate_per_second: None,
-    };
-    let expected = reference(&generated(generator), 100, &Sum(value));
-    let output = Job::new(config(4, 2, 64))
-        .source("generator", move |partition| Generator::new(generator, partition))
-        .key_by("one_key", |event: &Event| event.key)
-        .window(Tumbling::of(100))
-        .aggregate("sum", Sum(value))
-        .sink("collect", |_| CollectSink::default())
-        .run()
-        .expect("a skewed job with tiny rings completes");
-    let received: Vec<u64> = output.shards.iter().map(|stats| stats.records_received).collect();
-    assert_eq!(received.iter().filter(|&&count| count > 0).count(), 1, "{received:?}");
-    let mut results: Vec<_> = output
-        .sink_outputs
-        .into_iter()
-        .flatten()
-        .map(|r: WindowResult<u64, i64>| (r.key, r.window_start, r.value))
-        .collect();
-    results.sort();
-    assert_eq!(results, expected);
-}
-
-/// Emits its records in the order given, claiming a disorder bound of 0, so any record
-/// behind the running maximum of a fired window is late.
-struct Scripted(Vec<Stamped<Event>>);
-
-impl Source for Scripted {
-    type Record = Event;
-    fn pull(&mut self, out: &mut Vec<Stamped<Event>>, _max: usize) -> SourceStatus {
-        // One record per pull, so a watermark follows every record.
-        if !self.0.is_empty() {
-            out.push(self.0.remove(0));
-        }
-        if self.0.is_empty() {
-            SourceStatus::Exhausted
-        } else {
-            SourceStatus::Active
-        }
-    }
-    fn out_of_orderness(&self) -> u64 {
-        0
-    }
-}
-
-#[test]
-fn late_records_go_to_the_side_output_and_not_into_fired_windows() {
-    let event = |timestamp, key| Stamped { timestamp, record: Event { key, value: 1 } };
-    let script = vec![event(1, 0), event(5, 0), event(12, 0), event(3, 0), event(25, 0)];
+fn records_behind_the_watermark_reach_the_late_side_output_exactly() {
+    // One shard, one record per pull: the watermark each record meets is known exactly.
+    let event = |timestamp, value| Stamped { timestamp, record: Event { key: 0, value } };
+    let script = vec![event(1, 1), event(5, 2), event(12, 3), event(3, 4), event(25, 5)];
+    let records: Arc<[Stamped<Event>]> = script.into();
     let output = Job::new(config(1, 4, 1))
-        .source("scripted", move |_| Scripted(script.clone()))
+        .source("scripted", move |partition| VecSource::new(records.clone(), partition, 0))
         .key_by("by_key", |event: &Event| event.key)
         .window(Tumbling::of(10))
+        .late_sink("late", |_| CollectSink::default())
         .aggregate("count", Count)
         .sink("collect", |_| CollectSink::default())
         .run()
         .expect("job runs");
-    assert_eq!(output.late_records(), 1);
+    assert_eq!(output.late_outputs, vec![vec![event(3, 4)]]);
     let mut results: Vec<_> =
         output.sink_outputs[0].iter().map(|r| (r.window_start, r.value)).collect();
     results.sort();
     assert_eq!(results, vec![(0, 2), (10, 1), (20, 1)]);
-}
-
-#[test]
-fn a_panicking_map_stops_the_job_with_an_error_naming_it() {
-    let generator = GeneratorConfig {
-        seed: 5,
-        events: 1_000_000,
-        keys: 100,
-        events_per_second: 1000,
-        out_of_orderness: 10,
-        rate_per_second: None,
-    };
-    for shards in [1, 3] {
-        let result = Job::new(config(shards, 8, 16))
-            .source("generator", move |partition| Generator::new(generator, partition))
-            .map("explode_on_key_42", |event: Event| {
-                assert!(event.key != 42, "key 42 is not allowed");
-                event
-            })
-            .key_by("by_key", |event: &Event| event.key)
-            .window(Tumbling::of(100))
-            .aggregate("count", Count)
-            .sink("collect", |_| CollectSink::default())
-            .run();
-        match result {
-            Err(Error::OperatorPanicked { operator, message, .. }) => {
-                assert_eq!(operator, "explode_on_key_42");
-                assert!(message.contains("key 42 is not allowed"), "{message}");
-            }
-            other => panic!("expected a panic error, got {other:?}"),
-        }
-    }
-}
-
-#[test]
-fn a_stateless_chain_fuses_map_filter_flat_map() {
-    let records: Arc<[Stamped<Event>]> = (0..1000u64)
-        .map(|index| Stamped { timestamp: index, record: Event { key: index, value: index } })
-        .collect();
-    let output = Job::new(config(2, 16, 32))
-        .source("vec", move |partition| VecSource::new(records.clone(), partition, 0))
-        .map("double", |event: Event| event.value * 2)
-        .filter("multiple_of_3", |value: &u64| value % 3 == 0)
-        .flat_map("twice", |value: u64, out: &mut zabflow_core::engine::Emitter<'_, u64>| {
-            out.emit(value);
-            out.emit(value + 1);
-        })
-        .sink("collect", |_| CollectSink::default())
-        .run()
-        .expect("job runs");
-    let mut values: Vec<u64> =
-        output.sink_outputs.into_iter().flatten().map(|stamped| stamped.record).collect();
-    values.sort();
-    let mut expected: Vec<u64> =
-        (0..1000u64).map(|v| v * 2).filter(|v| v % 3 == 0).flat_map(|v| [v, v + 1]).collect();
-    expected.sort();
-    assert_eq!(values, expected);
-}
-
-#[test]
-fn invalid_configs_are_errors() {
-    for bad in [config(0, 4, 4), config(2, 0, 4), config(2, 4, 0), config(300, 4, 4)] {
-        let result = Job::new(bad)
-            .source("vec", |partition| VecSource::<u64>::new(Arc::from(vec![]), partition, 0))
-            .sink("collect", |_| CollectSink::default())
-            .run();
-        assert!(matches!(result, Err(Error::InvalidJob(_))), "{bad:?}");
-    }
 }

@@ -9,9 +9,16 @@
 //! each is pulled back by a random jitter of at most `out_of_orderness` ms, so no event is
 //! ever late against the source's own `max - bound` watermark. Optionally the generator
 //! paces itself to a wall-clock rate; otherwise it runs as fast as the shard pulls.
+//!
+//! Keys are uniform over `0..keys`, or skewed (`skew > 0`): a Zipf-like power law with
+//! that exponent, key 0 the hottest, drawn by inverting the continuous law's CDF (two
+//! `powf` per event, so skew costs speed; uniform keys cost a multiply). The record size
+//! is the record type's: [`Event`] is 16 bytes, [`Padded<N>`] adds `N` bytes
+//! (`Generator::<Padded<48>>::of_records`).
 
 use super::item::Stamped;
 use super::source::{Partition, Source, SourceStatus};
+use std::marker::PhantomData;
 use std::time::Instant;
 
 /// One generated event.
@@ -23,14 +30,45 @@ pub struct Event {
     pub value: u64,
 }
 
+/// An event padded to a larger record: `16 + BYTES` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Padded<const BYTES: usize> {
+    pub event: Event,
+    /// Filler, all zero.
+    pub padding: [u8; BYTES],
+}
+
+/// A record type the generator can produce from its events.
+pub trait GeneratedRecord: Copy + Send + 'static {
+    /// The record carrying `event`.
+    fn from_event(event: Event) -> Self;
+}
+
+impl GeneratedRecord for Event {
+    #[inline]
+    fn from_event(event: Event) -> Event {
+        event
+    }
+}
+
+impl<const BYTES: usize> GeneratedRecord for Padded<BYTES> {
+    #[inline]
+    fn from_event(event: Event) -> Self {
+        Padded { event, padding: [0; BYTES] }
+    }
+}
+
 /// What to generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeneratorConfig {
     pub seed: u64,
     /// Events of the whole job (over all partitions).
     pub events: u64,
-    /// Distinct keys, uniformly drawn.
+    /// Distinct keys.
     pub keys: u64,
+    /// 0 for uniform keys; otherwise the exponent of a Zipf-like law (1.0: key `k` is drawn
+    /// about `1 / (k + 1)` as often as key 0).
+    pub skew: f64,
     /// Event-time density: events per second of event time (timestamps are milliseconds).
     pub events_per_second: u64,
     /// Largest jitter pulling a timestamp back, in milliseconds.
@@ -39,14 +77,31 @@ pub struct GeneratorConfig {
     pub rate_per_second: Option<u64>,
 }
 
+impl Default for GeneratorConfig {
+    /// One million events over 1000 uniform keys, 100k events per second of event time,
+    /// 100 ms of disorder, unpaced.
+    fn default() -> Self {
+        GeneratorConfig {
+            seed: 1,
+            events: 1_000_000,
+            keys: 1000,
+            skew: 0.0,
+            events_per_second: 100_000,
+            out_of_orderness: 100,
+            rate_per_second: None,
+        }
+    }
+}
+
 /// The generator's instance for one partition.
 #[derive(Debug, Clone)]
-pub struct Generator {
+pub struct Generator<R = Event> {
     config: GeneratorConfig,
     next: u64,
     step: u64,
     base: BaseClock,
     started: Option<Instant>,
+    record: PhantomData<fn() -> R>,
 }
 
 /// SplitMix64's increment (the golden ratio in 64-bit fixed point).
@@ -86,10 +141,28 @@ impl GeneratorConfig {
     fn event_at(&self, index: u64, base: u64) -> Stamped<Event> {
         // SplitMix64's own stream: draw `index` is the mix of `seed + index * gamma`.
         let random = splitmix64(self.seed.wrapping_add(index.wrapping_mul(GAMMA)));
-        let key = scale(random, self.keys.max(1));
+        let key =
+            if self.skew > 0.0 { self.skewed_key(random) } else { scale(random, self.keys.max(1)) };
         let jitter = scale(random >> 32, self.out_of_orderness + 1);
         let value = (((random >> 20) & 0x3FF) * 1000) >> 10;
         Stamped { timestamp: base.saturating_sub(jitter), record: Event { key, value } }
+    }
+}
+
+impl GeneratorConfig {
+    /// A key under the power law, from the low 32 bits of `random`: the inverse CDF of the
+    /// continuous law on `[1, keys + 1)`, floored.
+    fn skewed_key(&self, random: u64) -> u64 {
+        let keys = self.keys.max(1);
+        let uniform = (random & 0xFFFF_FFFF) as f64 / 4_294_967_296.0;
+        let top = (keys + 1) as f64;
+        let x = if (self.skew - 1.0).abs() < 1e-9 {
+            top.powf(uniform)
+        } else {
+            let power = 1.0 - self.skew;
+            ((top.powf(power) - 1.0) * uniform + 1.0).powf(1.0 / power)
+        };
+        (x as u64).saturating_sub(1).min(keys - 1)
     }
 }
 
@@ -127,11 +200,19 @@ impl BaseClock {
     }
 }
 
-impl Generator {
-    pub fn new(config: GeneratorConfig, partition: Partition) -> Generator {
+impl Generator<Event> {
+    /// The generator of [`Event`]s for `partition`.
+    pub fn new(config: GeneratorConfig, partition: Partition) -> Generator<Event> {
+        Generator::of_records(config, partition)
+    }
+}
+
+impl<R: GeneratedRecord> Generator<R> {
+    /// The generator of `R` records (events wrapped by [`GeneratedRecord::from_event`]).
+    pub fn of_records(config: GeneratorConfig, partition: Partition) -> Generator<R> {
         let (next, step) = (partition.index as u64, partition.count as u64);
         let base = BaseClock::new(next, step, config.events_per_second);
-        Generator { config, next, step, base, started: None }
+        Generator { config, next, step, base, started: None, record: PhantomData }
     }
 
     /// The first index the pace does not yet allow (the end of input when unpaced).
@@ -143,14 +224,15 @@ impl Generator {
     }
 }
 
-impl Source for Generator {
-    type Record = Event;
+impl<R: GeneratedRecord> Source for Generator<R> {
+    type Record = R;
 
-    fn pull(&mut self, out: &mut Vec<Stamped<Event>>, max: usize) -> SourceStatus {
+    fn pull(&mut self, out: &mut Vec<Stamped<R>>, max: usize) -> SourceStatus {
         let end = self.allowed_end();
         while out.len() < max && self.next < end {
             debug_assert_eq!(self.base.quotient, self.config.base_timestamp(self.next));
-            out.push(self.config.event_at(self.next, self.base.quotient));
+            let Stamped { timestamp, record } = self.config.event_at(self.next, self.base.quotient);
+            out.push(Stamped { timestamp, record: R::from_event(record) });
             self.next += self.step;
             self.base.advance();
         }
@@ -177,8 +259,22 @@ mod tests {
             keys: 10,
             events_per_second: 100,
             out_of_orderness: 50,
-            rate_per_second: None,
+            ..GeneratorConfig::default()
         }
+    }
+
+    #[test]
+    fn skewed_keys_favour_the_first_keys_and_stay_in_range() {
+        let skewed = GeneratorConfig { keys: 1000, skew: 1.0, events: 100_000, ..config() };
+        let mut counts = vec![0u64; 1000];
+        (0..skewed.events).for_each(|index| counts[skewed.event(index).record.key as usize] += 1);
+        assert!(counts[0] > 10 * counts[500].max(1), "{} vs {}", counts[0], counts[500]);
+        assert!(counts[0] > counts[1] && counts[1] > counts[9]);
+        let mut padded = Vec::new();
+        let partition = Partition { index: 0, count: 1 };
+        Generator::<Padded<48>>::of_records(config(), partition).pull(&mut padded, 10);
+        assert_eq!(std::mem::size_of::<Padded<48>>(), 64);
+        assert_eq!(padded[3].record.event, config().event(3).record);
     }
 
     #[test]

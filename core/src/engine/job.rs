@@ -68,6 +68,15 @@ pub struct JobConfig {
     pub key_groups: usize,
     /// Records pulled from a source at once.
     pub batch_records: usize,
+    /// Watermark alignment (Flink's `withWatermarkAlignment`): a shard stops pulling its
+    /// source while the newest timestamp it pulled is more than this many ms ahead of its
+    /// watermark, so no source runs ahead of the slowest one by more than that. Rings only
+    /// bound the records in flight, not how far one source's event time gets ahead of
+    /// another's (a consumer drains a whole ring per loop but pulls one batch of its own),
+    /// and every ms of drift is window state held and latency added. `None`: unaligned. A
+    /// source that stays silent without ending then holds the others back, unless the job
+    /// declares idleness.
+    pub drift_max_ms: Option<u64>,
 }
 
 impl JobConfig {
@@ -78,6 +87,7 @@ impl JobConfig {
             ring_slots: RING_SLOTS_DEFAULT,
             key_groups: KEY_GROUPS_DEFAULT,
             batch_records: SOURCE_BATCH_RECORDS_DEFAULT,
+            drift_max_ms: None,
         }
     }
 
@@ -548,6 +558,7 @@ where
                     late_sink: (operated.late_sink)(index),
                     batch: config.batch_records,
                     idleness: stream.idleness,
+                    drift_max_ms: config.drift_max_ms,
                     metrics: metrics.clone(),
                 })
             })

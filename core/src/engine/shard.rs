@@ -9,7 +9,11 @@
 //! 2. **Flush outputs.** Hand staged items to their rings, as many as fit.
 //! 3. **Pull the source**, only if every staged item is in a ring: run one batch through
 //!    the fused chain, route each record by key group into the staging of its target
-//!    shard, then stage a watermark (`max timestamp - bound`) to every target.
+//!    shard (records of the shard's own key groups go to its operator at once), then stage
+//!    a watermark (`max timestamp - bound`) to every other shard and apply it to its own.
+//!
+//! With watermark alignment, a shard also stops pulling while its source's newest
+//! timestamp is more than the allowed drift ahead of its watermark.
 //!
 //! So a shard whose target rings are full stops pulling (backpressure reaches the source)
 //! but keeps draining its own inputs, which is what keeps the mesh free of deadlock: every
@@ -150,6 +154,40 @@ where
     }
 }
 
+/// The keyed half of a shard, borrowed for one record: operator, sinks, statistics.
+struct Downstream<'a, Op, Snk, LSnk> {
+    operator: &'a mut Op,
+    sink: &'a mut Snk,
+    late_sink: &'a mut LSnk,
+    names: &'a OperatorNames,
+    stats: &'a mut ShardStats,
+}
+
+impl<Op, Snk, LSnk> Downstream<'_, Op, Snk, LSnk> {
+    /// Hands one record of the shard's key groups to the operator; a late one goes to the
+    /// late side output.
+    #[inline(always)]
+    fn deliver<K, T>(self, key: K, timestamp: u64, record: T)
+    where
+        Op: KeyedOperator<K, T>,
+        Snk: Sink<Op::Output>,
+        LSnk: Sink<Stamped<T>>,
+    {
+        let Downstream { operator, sink, late_sink, names, stats } = self;
+        stats.records_received += 1;
+        let mut emit = |output: Op::Output| {
+            stats.results_out += 1;
+            guarded(names.sink, || sink.write(&output));
+        };
+        let taken =
+            guarded(names.operator, || operator.on_record(key, timestamp, &record, &mut emit));
+        if !taken {
+            let late = Stamped { timestamp, record };
+            guarded(names.late_sink, || late_sink.write(&late));
+        }
+    }
+}
+
 /// How a keyed shard is wired: everything but the per-run bookkeeping.
 pub(crate) struct KeyedShardParts<S: Source, C: Chain<S::Record>, KF, Op, Snk, LSnk, X: Exchange> {
     pub index: usize,
@@ -165,6 +203,7 @@ pub(crate) struct KeyedShardParts<S: Source, C: Chain<S::Record>, KF, Op, Snk, L
     pub late_sink: LSnk,
     pub batch: usize,
     pub idleness: Option<Duration>,
+    pub drift_max_ms: Option<u64>,
     pub metrics: Option<JobMetrics>,
 }
 
@@ -245,7 +284,7 @@ where
             }
             let mut progress = self.drain_inputs();
             progress |= self.flush_outboxes();
-            if self.outboxes_flushed() && self.pull_or_end() {
+            if self.outboxes_flushed() && self.is_aligned() && self.pull_or_end() {
                 self.flush_outboxes();
                 progress = true;
             }
@@ -287,6 +326,14 @@ where
         moved > 0
     }
 
+    /// False while the shard's source is too far ahead of its watermark to pull more (see
+    /// `JobConfig::drift_max_ms`).
+    fn is_aligned(&self) -> bool {
+        let Some(drift_max) = self.parts.drift_max_ms else { return true };
+        let limit = self.tracker.watermark().saturating_add(drift_max);
+        self.source_status == SourceStatus::Exhausted || self.max_timestamp <= limit
+    }
+
     /// Publishes the shard's numbers, if the job is observed.
     fn publish(&mut self) {
         let watermark = self.tracker.watermark();
@@ -318,20 +365,10 @@ where
             let mut watermark = None;
             let count = inboxes[input].drain(|item| match *item {
                 Item::Record(Stamped { timestamp, record }) => {
-                    stats.records_received += 1;
                     let key = guarded(names.key_by, || key_fn(&record));
                     let timestamp = if processing { now } else { timestamp };
-                    let mut emit = |output: Op::Output| {
-                        stats.results_out += 1;
-                        guarded(names.sink, || sink.write(&output));
-                    };
-                    let taken = guarded(names.operator, || {
-                        operator.on_record(key, timestamp, &record, &mut emit)
-                    });
-                    if !taken {
-                        let late = Stamped { timestamp, record };
-                        guarded(names.late_sink, || late_sink.write(&late));
-                    }
+                    let downstream = Downstream { operator, sink, late_sink, names, stats };
+                    downstream.deliver(key, timestamp, record);
                 }
                 Item::Watermark(timestamp) => {
                     if let Advance::Watermark(raised) = tracker.on_watermark(input, timestamp) {
@@ -386,7 +423,7 @@ where
         match (self.source_status, self.end_staged) {
             (SourceStatus::Active, _) => self.pull_batch(),
             (SourceStatus::Exhausted, false) => {
-                self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::End));
+                self.stage_control(Item::End);
                 self.end_staged = true;
                 true
             }
@@ -412,8 +449,7 @@ where
             // Rising time, or the first batch after idling: the watermark makes the
             // targets count this input again.
             self.watermark_sent = self.watermark_sent.max(watermark);
-            let item = Item::Watermark(self.watermark_sent);
-            self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(item));
+            self.stage_control(Item::Watermark(self.watermark_sent));
             self.idle_sent = false;
         }
         true
@@ -426,22 +462,62 @@ where
         if self.idle_sent || self.last_record_at.elapsed() < timeout {
             return false;
         }
-        self.parts.outboxes.iter_mut().for_each(|outbox| outbox.stage(Item::Idle));
+        self.stage_control(Item::Idle);
         self.idle_sent = true;
         self.stats.idle_periods += 1;
         true
     }
 
-    /// Runs the pulled batch through the chain and stages each output for its key's shard.
+    /// Stages a control item for every other shard and applies it to this shard's own
+    /// input at once (its records went to the operator directly, ahead of it).
+    fn stage_control(&mut self, item: Item<C::Out>) {
+        let own = self.parts.index;
+        for (target, outbox) in self.parts.outboxes.iter_mut().enumerate() {
+            if target != own {
+                outbox.stage(item);
+            }
+        }
+        let advance = match item {
+            Item::Watermark(timestamp) => self.tracker.on_watermark(own, timestamp),
+            Item::Idle => self.tracker.on_idle(own),
+            Item::End => self.tracker.on_end(own),
+            Item::Record(_) | Item::Barrier(_) => unreachable!("not a source control item"),
+        };
+        if let (Advance::Watermark(watermark), false) = (advance, self.processing) {
+            self.advance_operator(watermark);
+        }
+    }
+
+    /// Runs the pulled batch through the chain and routes each output by key group: to
+    /// the staging of its target shard, or, for this shard's own key groups, straight to
+    /// the operator (a ring to itself would only copy the record and delay it).
     fn route_pulled(&mut self) {
-        let KeyedShardParts { chain, key_fn, key_groups, outboxes, names, .. } = &mut self.parts;
-        let max_timestamp = &mut self.max_timestamp;
+        let own = self.parts.index;
+        let (processing, now) = (self.processing, self.operator_time);
+        let KeyedShardParts {
+            chain,
+            key_fn,
+            key_groups,
+            outboxes,
+            names,
+            operator,
+            sink,
+            late_sink,
+            ..
+        } = &mut self.parts;
+        let (max_timestamp, stats) = (&mut self.max_timestamp, &mut self.stats);
         for stamped in self.pulled.iter() {
             *max_timestamp = (*max_timestamp).max(stamped.timestamp);
             chain.run(stamped.timestamp, stamped.record, &mut |timestamp, record| {
                 let key = guarded(names.key_by, || key_fn(&record));
                 let target = key_groups.shard_of(&key);
-                outboxes[target].stage(Item::Record(Stamped { timestamp, record }));
+                if target == own {
+                    let timestamp = if processing { now } else { timestamp };
+                    let downstream = Downstream { operator, sink, late_sink, names, stats };
+                    downstream.deliver(key, timestamp, record);
+                } else {
+                    outboxes[target].stage(Item::Record(Stamped { timestamp, record }));
+                }
             });
         }
         self.stats.records_pulled += self.pulled.len() as u64;
