@@ -68,6 +68,9 @@ pub struct Operation<I, O> {
     pub output: Option<O>,
 }
 
+/// An operation of `M`'s history.
+pub type ModelOperation<M> = Operation<<M as Model>::Input, <M as Model>::Output>;
+
 /// Why a history is not linearizable, or why the search gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -264,13 +267,13 @@ pub fn check<M: Model>(
 /// The key and failure of the first sub-history that is not linearizable.
 pub fn check_by_key<K: Ord + Clone, M: Model>(
     model: &M,
-    history: &[(K, Operation<M::Input, M::Output>)],
+    history: &[(K, ModelOperation<M>)],
 ) -> Result<(), (K, Failure)>
 where
     M::Input: Clone,
     M::Output: Clone,
 {
-    let mut by_key: BTreeMap<K, Vec<Operation<M::Input, M::Output>>> = BTreeMap::new();
+    let mut by_key: BTreeMap<K, Vec<ModelOperation<M>>> = BTreeMap::new();
     for (key, operation) in history {
         by_key.entry(key.clone()).or_default().push(operation.clone());
     }
