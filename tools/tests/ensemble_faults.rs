@@ -16,6 +16,10 @@
 //! Every test ends with the same checks: all servers converge to one tree (data and stats),
 //! every acknowledged create and setData is in it, and the recorded history of conditional
 //! writes, closed by a read of every znode, is linearizable.
+//!
+//! The ensembles run one at a time (their timings are measured). `--nocapture` shows the
+//! measurements; `ZABFLOW_ENSEMBLE_LOGS=DIR` keeps every node's whole log in DIR. Tests
+//! marked `#[ignore = "bug: …"]` reproduce a replication bug and run with `--ignored`.
 
 mod coord;
 mod ensemble;

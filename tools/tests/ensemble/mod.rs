@@ -513,8 +513,17 @@ impl Ensemble {
 
 impl Drop for Ensemble {
     fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("ZABFLOW_ENSEMBLE_LOGS").is_some() {
+        if std::thread::panicking() {
             eprintln!("ensemble at failure: {}\n{}", self.status(), self.logs());
+        }
+        // ZABFLOW_ENSEMBLE_LOGS=DIR keeps every node's whole log as DIR/<test>-node<N>.log.
+        if let Some(keep) = std::env::var_os("ZABFLOW_ENSEMBLE_LOGS") {
+            let test = std::thread::current().name().unwrap_or("test").replace("::", "-");
+            let _ = std::fs::create_dir_all(&keep);
+            for node in &self.nodes {
+                let target = Path::new(&keep).join(format!("{test}-node{}.log", node.id));
+                let _ = std::fs::copy(node.dir.join("node.log"), target);
+            }
         }
         for node in &mut self.nodes {
             node.kill();
