@@ -122,7 +122,11 @@ pub struct Server {
     pub(crate) ensemble: Option<crate::ensemble::Ensemble>,
     pub(crate) stats: crate::server_stats::ServerStats,
     pub(crate) clock: Clock,
+    /// The log offset after the last applied txn: where a snapshot's replay starts.
     log_offset_end: u64,
+    /// Ensemble: durable groups not yet applied, as (last zxid, log offset after it); a
+    /// follower's or leader's log holds txns before they commit.
+    durable_groups: VecDeque<(i64, u64)>,
     txns_since_snapshot: u64,
     snapshot_writer: Option<JoinHandle<Result<std::path::PathBuf>>>,
     next_reap_ms: i64,
@@ -262,6 +266,7 @@ impl Server {
             stats: crate::server_stats::ServerStats::default(),
             clock,
             log_offset_end,
+            durable_groups: VecDeque::new(),
             txns_since_snapshot: 0,
             snapshot_writer: None,
             next_reap_ms: now_ms + config.container_check_interval_ms as i64,
@@ -559,6 +564,7 @@ impl Server {
         self.tree = recovered.tree;
         self.sessions = recovered.sessions;
         self.log_offset_end = recovered.log.next_offset();
+        self.durable_groups.clear();
         self.next_zxid = recovered.last_zxid.max(self.tree.last_processed_zxid()) + 1;
         self.prep.clear();
         self.in_flight.clear();
@@ -596,7 +602,7 @@ impl Server {
             Synced::Failed(error) => return Err(error),
         };
         if let Some(ensemble) = &mut self.ensemble {
-            self.log_offset_end = offset_end;
+            self.durable_groups.push_back((last_zxid, offset_end));
             ensemble.zab.persisted(last_zxid, &mut ensemble.out);
             return self.run_zab();
         }
@@ -654,6 +660,11 @@ impl Server {
             return;
         }
         self.txns_since_snapshot = 0;
+        // Replay must start no later than the first txn the tree has not applied.
+        let applied = self.tree.last_processed_zxid();
+        while self.durable_groups.front().is_some_and(|&(zxid, _)| zxid <= applied) {
+            self.log_offset_end = self.durable_groups.pop_front().expect("checked").1;
+        }
         let mut sessions: Vec<(SessionId, i32)> =
             self.sessions.iter().map(|(&id, entry)| (id, entry.timeout_ms)).collect();
         sessions.sort_unstable();

@@ -111,6 +111,15 @@ struct Leader {
     ping_at: u64,
 }
 
+impl Leader {
+    /// Drops a learner and the `sync`s it is waiting for (its session with this leader is
+    /// over: a later one must not get the answers).
+    fn forget(&mut self, id: ServerId) {
+        self.learners.remove(&id);
+        self.syncs.retain(|&(origin, _, _)| origin != Some(id));
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FollowerStage {
     AwaitInfo,
@@ -285,6 +294,8 @@ impl Zab {
             }
             alive
         });
+        let learners = &leader.learners;
+        leader.syncs.retain(|(origin, _, _)| origin.is_none_or(|id| learners.contains_key(&id)));
         let synced = leader.learners.values().filter(|l| l.stage == LearnerStage::Synced).count();
         if synced + 1 < quorum {
             self.look(out);
@@ -349,12 +360,14 @@ impl Zab {
                 election.settled.remove(&peer);
             }
             Phase::Following(follower) => {
-                if follower.leader == peer && follower.stage != FollowerStage::AwaitInfo {
+                // Even before LeaderInfo: a leader whose link just broke is not worth
+                // waiting initLimit ticks for.
+                if follower.leader == peer {
                     self.look(out);
                 }
             }
             Phase::Leading(leader) => {
-                leader.learners.remove(&peer);
+                leader.forget(peer);
                 if leader.established {
                     let synced = leader
                         .learners
@@ -816,7 +829,6 @@ impl Zab {
             (FollowerStage::Acked { epoch }, Message::UpToDate { committed }) => {
                 follower.stage = FollowerStage::Broadcast { epoch };
                 self.follower_commit(committed, out);
-                self.set_role(Role::Following { leader, epoch }, out);
             }
             (FollowerStage::Broadcast { .. }, Message::SyncReply { id }) => {
                 out.push(Action::SyncDone { id });
@@ -836,9 +848,11 @@ impl Zab {
                     if to < self.floor {
                         self.floor = to;
                     }
+                    // The state is rebuilt from the whole remaining log (the driver
+                    // contract), and the leader holds all of it as committed history.
                     self.durable = self.durable.min(to);
-                    self.applied = self.applied.min(to);
-                    self.committed = self.committed.min(to);
+                    self.applied = to;
+                    self.committed = to;
                     out.push(Action::Truncate { after: to });
                 }
             }
@@ -887,6 +901,15 @@ impl Zab {
             self.committed = zxid;
             self.apply_committed(out);
         }
+        // Serve once up to date and once the commits cover what the state holds (a restart
+        // loads logged txns the old leader may never have committed).
+        let Phase::Following(follower) = &self.phase else { return };
+        if let FollowerStage::Broadcast { epoch } = follower.stage {
+            if self.committed >= self.applied {
+                let role = Role::Following { leader: follower.leader, epoch };
+                self.set_role(role, out);
+            }
+        }
     }
 
     // ---- leader ----
@@ -905,7 +928,7 @@ impl Zab {
                         // A repeated FollowerInfo: answer again below.
                     } else {
                         // The learner started over: forget what it had.
-                        leader.learners.remove(&from);
+                        leader.forget(from);
                     }
                 }
                 let stage = LearnerStage::Info { accepted_epoch, last_zxid };

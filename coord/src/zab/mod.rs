@@ -34,8 +34,10 @@
 //! - `Apply` entries are committed; the driver applies them to its state in order, at once,
 //!   so a later `SendSnapshot` sees exactly the state up to the machine's applied zxid.
 //! - At start, the driver's state already reflects every entry in its log (ZooKeeper replays
-//!   the whole log on load); after a `Truncate` below what it applied it rebuilds its state
-//!   from the truncated log, as ZooKeeper reloads its database on TRUNC.
+//!   the whole log on load); after a `Truncate` it rebuilds its state from the truncated log
+//!   (every entry left, as at start), as ZooKeeper reloads its database on TRUNC. Entries a
+//!   server holds beyond what it knows committed are not served: a follower starts serving
+//!   only once the leader's commits cover everything it applied.
 //! - Peer links are FIFO and reliable while connected (TCP); a link that breaks is reported
 //!   with [`Zab::disconnected`] and everything in flight on it is lost. Election messages
 //!   ([`Message::Vote`]) may also be duplicated or reordered: they are idempotent.
@@ -195,8 +197,8 @@ pub enum Action {
     PersistEpochs { accepted: u32, current: u32 },
     /// Append entries to the log; report [`Zab::persisted`] once durable.
     Append { entries: Vec<Entry> },
-    /// Drop log entries after `after` (durable before the next action); if the state had
-    /// applied past `after`, rebuild it from the remaining log.
+    /// Drop log entries after `after` (durable before the next action) and rebuild the state
+    /// from the remaining log (all of it).
     Truncate { after: Zxid },
     /// Replace state and log with the snapshot (durable before the next action).
     InstallSnapshot { zxid: Zxid, data: Arc<[u8]> },
