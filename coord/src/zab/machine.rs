@@ -1059,8 +1059,6 @@ impl Zab {
         }
         leader.syncing = true;
         leader.newleader_zxid = last;
-        self.current_epoch = epoch;
-        out.push(Action::PersistEpochs { accepted: self.accepted_epoch, current: epoch });
         for (id, _) in acked {
             self.sync_learner(id, out);
         }
@@ -1135,6 +1133,11 @@ impl Zab {
         leader.established = true;
         let epoch = leader.epoch.expect("established epochs are chosen");
         let committed = leader.newleader_zxid;
+        // The epoch becomes current only with its starting history durable here: a server
+        // that crashed with a new current epoch over a shorter log would win elections it
+        // must lose, and truncate committed txns.
+        self.current_epoch = epoch;
+        out.push(Action::PersistEpochs { accepted: self.accepted_epoch, current: epoch });
         for (&to, learner) in &leader.learners {
             if learner.stage == LearnerStage::Synced {
                 out.push(Action::Send { to, message: Message::UpToDate { committed } });
