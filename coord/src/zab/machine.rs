@@ -327,10 +327,17 @@ impl Zab {
             }
             Phase::Leading(_) => self.leader_receive(from, message, out),
             Phase::Following(follower) => {
-                if from == follower.leader {
-                    follower.heard_ms = self.now_ms;
-                    self.follower_receive(message, out);
+                if from != follower.leader {
+                    return;
                 }
+                if matches!(message, Message::FollowerInfo { .. }) {
+                    // The server we follow follows someone else (maybe us): elect again
+                    // rather than wait for each other until initLimit.
+                    self.look(out);
+                    return;
+                }
+                follower.heard_ms = self.now_ms;
+                self.follower_receive(message, out);
             }
         }
     }
