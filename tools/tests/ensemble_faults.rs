@@ -18,8 +18,7 @@
 //! writes, closed by a read of every znode, is linearizable.
 //!
 //! The ensembles run one at a time (their timings are measured). `--nocapture` shows the
-//! measurements; `ZABFLOW_ENSEMBLE_LOGS=DIR` keeps every node's whole log in DIR. Tests
-//! marked `#[ignore = "bug: …"]` reproduce a replication bug and run with `--ignored`.
+//! measurements; `ZABFLOW_ENSEMBLE_LOGS=DIR` keeps every node's whole log in DIR.
 
 mod coord;
 mod ensemble;
@@ -292,9 +291,6 @@ fn all_killed_together_restart_with_the_committed_state() {
 }
 
 #[test]
-#[ignore = "bug: a snapshot taken while the txn log runs ahead of the tree records the log's \
-            end as its replay offset, so a restart skips the txns in between (see \
-            all_killed_under_load_with_snapshots)"]
 fn all_killed_under_load_with_snapshots() {
     let _serial = one_at_a_time();
     let mut settings = Settings::fast();
@@ -459,9 +455,6 @@ fn partition_leader(stall: bool) {
 }
 
 #[test]
-#[ignore = "bug: after TRUNC the driver reloads the tree from the whole kept log, but the \
-            machine re-applies the kept entries it had not applied (data_tree panics: zxid \
-            applied after a later one)"]
 fn stalled_leader_steps_down_and_is_truncated_after_healing() {
     let _serial = one_at_a_time();
     partition_leader(true);
