@@ -26,8 +26,9 @@
 //! - **applied state is the replay of the committed log**: a server's state equals the
 //!   replay of its log up to [`Zab::applied`], and a serving server's state is a committed
 //!   history;
-//! - **sync**: when `sync` returns, every write of that epoch or an earlier one acknowledged
-//!   before it was issued is applied at that server;
+//! - **sync**: when `sync` returns in epoch e, every write of epoch e or earlier acknowledged
+//!   before it was issued, and every write the leader of e had proposed when the sync
+//!   reached it, is applied at that server;
 //! - **the driver contract**: zxids of appends grow, epochs never go down, snapshots carry
 //!   the zxid they claim, and the machine's role, last zxid and applied zxid match what its
 //!   actions told the driver;
@@ -108,6 +109,8 @@ pub struct Outcome {
     pub link_breaks: u64,
     /// Partitions.
     pub partitions: u64,
+    /// Servers paused.
+    pub pauses: u64,
     /// Snapshots installed (SNAP syncs).
     pub snapshots: u64,
     /// Truncates executed (TRUNC syncs).
@@ -128,6 +131,7 @@ impl Outcome {
         self.crashes += other.crashes;
         self.link_breaks += other.link_breaks;
         self.partitions += other.partitions;
+        self.pauses += other.pauses;
         self.snapshots += other.snapshots;
         self.truncations += other.truncations;
         self.syncs += other.syncs;
@@ -140,7 +144,8 @@ impl fmt::Display for Outcome {
         write!(
             f,
             "{} steps, {:.1} s simulated, {} committed, {} acknowledged, {} epochs, {} crashes, \
-             {} link breaks, {} partitions, {} snapshots, {} truncations, {} syncs, {} forwarded",
+             {} link breaks, {} partitions, {} pauses, {} snapshots, {} truncations, {} syncs, \
+             {} forwarded",
             self.steps,
             self.simulated_ms as f64 / 1_000.0,
             self.committed,
@@ -149,6 +154,7 @@ impl fmt::Display for Outcome {
             self.crashes,
             self.link_breaks,
             self.partitions,
+            self.pauses,
             self.snapshots,
             self.truncations,
             self.syncs,
@@ -396,8 +402,11 @@ struct Params {
     fsync_stall_probability: f64,
     fsync_stall_ms_max: u64,
     fault_interval_ms_mean: u64,
-    /// Weights of: break a connection, partition, crash a server, crash the leader.
-    fault_weights: [u32; 4],
+    /// Weights of: break a connection, partition, crash a server, crash the leader, pause a
+    /// server.
+    fault_weights: [u32; 5],
+    /// The longest a paused server stays paused, in milliseconds.
+    pause_ms_max: u64,
     restart_ms_max: u64,
     partition_ms_max: u64,
     fault_phase_ms: u64,
@@ -436,7 +445,8 @@ impl Params {
             fsync_stall_probability: [0.0, 0.001, 0.01][rng.gen_range(0..3)],
             fsync_stall_ms_max: rng.gen_range(10..=2 * sync_ms),
             fault_interval_ms_mean: rng.gen_range(50..=sync_ms.max(500)),
-            fault_weights: [0; 4].map(|_| rng.gen_range(0..=3)),
+            fault_weights: [0; 5].map(|_| rng.gen_range(0..=3)),
+            pause_ms_max: rng.gen_range(10..=3 * sync_ms),
             restart_ms_max: rng.gen_range(50..=init_ms),
             partition_ms_max: rng.gen_range(100..=3 * sync_ms),
             fault_phase_ms: rng.gen_range(1_000..=8_000) + rng.gen_range(0..=4) * sync_ms,
@@ -476,6 +486,17 @@ enum Event {
     },
     Restart {
         server: usize,
+    },
+    /// A broken connection, told to a server that was paused when it broke.
+    Disconnected {
+        server: usize,
+        incarnation: u64,
+        peer: ServerId,
+    },
+    /// A paused server runs again: it handles what arrived meanwhile, in order.
+    Resume {
+        server: usize,
+        incarnation: u64,
     },
     Fault,
     HealPartition,
@@ -532,6 +553,9 @@ struct Server {
     base_checked: bool,
     /// Established an epoch in this step: check it holds every acknowledged write.
     check_leader: bool,
+    /// While the process is paused (a long GC or VM stall): the events that reached it, in
+    /// the order they arrived.
+    backlog: Option<Vec<Event>>,
 }
 
 /// A `sync` waiting for its answer.
@@ -541,7 +565,9 @@ struct PendingSync {
     incarnation: u64,
     epoch: u32,
     /// The last write of `epoch` or earlier acknowledged when the sync was issued.
-    required: Option<Zxid>,
+    acknowledged: Option<Zxid>,
+    /// The leader's epoch and last proposal when the sync reached it.
+    proposed: Option<(u32, Zxid)>,
 }
 
 /// Independent random streams, so that (say) more messages do not change the faults.
@@ -637,6 +663,7 @@ impl Sim {
                 checked_upto: 0,
                 base_checked: true,
                 check_leader: false,
+                backlog: None,
             })
             .collect();
         Sim {
@@ -766,6 +793,18 @@ impl Sim {
     }
 
     fn step(&mut self, event: Event) -> Result<(), Violation> {
+        let target = match &event {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Tick { server, .. }
+            | Event::FsyncDone { server, .. }
+            | Event::Persisted { server, .. }
+            | Event::Disconnected { server, .. } => Some(*server),
+            _ => None,
+        };
+        if let Some(backlog) = target.and_then(|index| self.servers[index].backlog.as_mut()) {
+            backlog.push(event);
+            return Ok(());
+        }
         match event {
             Event::Deliver { from, to, generation, message } => {
                 self.deliver(from, to, generation, message)
@@ -783,6 +822,13 @@ impl Sim {
             }
             Event::Connect { a, b } => self.connect(a, b),
             Event::Restart { server } => self.restart(server),
+            Event::Disconnected { server, incarnation, peer } => {
+                if self.servers[server].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.call(server, |zab, out| zab.disconnected(peer, out))
+            }
+            Event::Resume { server, incarnation } => self.resume(server, incarnation),
             Event::Fault => self.fault(),
             Event::HealPartition => self.heal_partition(),
             Event::ClientWrite => self.client_write(),
@@ -840,6 +886,7 @@ impl Sim {
         let server = &mut self.servers[index];
         server.zab = None;
         server.incarnation += 1;
+        server.backlog = None;
         server.disk.crash();
         server.role = Role::Looking;
         self.outcome.crashes += 1;
@@ -853,7 +900,7 @@ impl Sim {
         for peer in 0..self.servers.len() {
             if peer != index && self.network.disconnect(index, peer) {
                 let id = self.servers[index].id;
-                self.call(peer, |zab, out| zab.disconnected(id, out))?;
+                self.tell_disconnected(peer, id)?;
             }
         }
         Ok(())
@@ -962,12 +1009,7 @@ impl Sim {
     ) -> Result<(), Violation> {
         match action {
             Action::Send { to, message } => self.send(index, to, message),
-            Action::Disconnect { peer } => {
-                match self.servers.iter().position(|server| server.id == peer) {
-                    Some(other) => self.disconnect(index, other).map(|_| ()),
-                    None => Ok(()),
-                }
-            }
+            Action::Disconnect { peer } => self.close_link(index, peer),
             Action::SendSnapshot { to, zxid, entries } => {
                 self.send_snapshot(index, to, zxid, entries)
             }
@@ -1080,9 +1122,8 @@ impl Sim {
                 return Err(Violation::new(invariant::PREFIXES_AGREE, detail));
             }
         }
-        if server.state.zxid > after {
-            server.state = server.disk.replay();
-        }
+        // The contract: after a Truncate the state reflects every entry left in the log.
+        server.state = server.disk.replay();
         server.checked_upto = server.checked_upto.min(after);
         if let Some(zxid) = truncated.report {
             let event = Event::Persisted { server: index, incarnation: server.incarnation, zxid };
@@ -1170,20 +1211,35 @@ impl Sim {
             return Err(Violation::contract(detail));
         };
         self.outcome.syncs += 1;
-        let (Some(epoch), Some(required)) = (role_epoch(server.role), pending.required) else {
-            return Ok(());
-        };
-        if epoch == pending.epoch && server.state.zxid < required {
-            let detail = format!(
-                "server {} answers sync {id} in epoch {epoch} at {}, but {} was acknowledged \
-                 before it was issued",
-                server.id,
-                zxid_text(server.state.zxid),
-                zxid_text(required)
-            );
-            return Err(Violation::new(invariant::SYNC, detail));
+        let Some(epoch) = role_epoch(server.role) else { return Ok(()) };
+        let acknowledged = pending.acknowledged.filter(|_| epoch == pending.epoch);
+        let proposed = pending.proposed.filter(|&(leader_epoch, _)| epoch == leader_epoch);
+        let missing = [
+            acknowledged.map(|zxid| (zxid, "acknowledged before the sync was issued")),
+            proposed.map(|(_, zxid)| (zxid, "proposed before the sync reached the leader")),
+        ];
+        for (zxid, what) in missing.into_iter().flatten() {
+            if server.state.zxid < zxid {
+                let detail = format!(
+                    "server {} answers sync {id} in epoch {epoch} at {}, but {} was {what}",
+                    server.id,
+                    zxid_text(server.state.zxid),
+                    zxid_text(zxid)
+                );
+                return Err(Violation::new(invariant::SYNC, detail));
+            }
         }
         Ok(())
+    }
+
+    /// Notes what the leader had proposed when a sync reaches it.
+    fn sync_reaches(&mut self, index: usize, id: u64) {
+        let Some(zab) = self.servers[index].zab.as_ref() else { return };
+        let Role::Leading { epoch } = zab.role() else { return };
+        let last = zab.last_zxid();
+        if let Some(pending) = self.pending_syncs.get_mut(&id) {
+            pending.proposed = Some((epoch, last));
+        }
     }
 
     // ---- the network ----
@@ -1200,11 +1256,20 @@ impl Sim {
             return Ok(());
         }
         trace!(self, "s{} <- s{} {}", to + 1, from + 1, message_text(&message));
+        if let Message::SyncRequest { id } = message {
+            self.sync_reaches(to, id);
+        }
         let from_id = self.servers[from].id;
         self.call(to, |zab, out| zab.receive(from_id, message, out))
     }
 
     fn connect(&mut self, a: usize, b: usize) -> Result<(), Violation> {
+        if self.paused(a) || self.paused(b) {
+            // Both ends take part in the handshake: try again later.
+            let at_ms = self.now_ms + self.rng.network.gen_range(1..=CONNECT_MS_MAX);
+            self.schedule(at_ms, Event::Connect { a, b });
+            return Ok(());
+        }
         if !self.alive(a) || !self.alive(b) || !self.network.connect(a, b) {
             return Ok(());
         }
@@ -1221,9 +1286,43 @@ impl Sim {
         }
         trace!(self, "s{} and s{} disconnect", a + 1, b + 1);
         let (id_a, id_b) = (self.servers[a].id, self.servers[b].id);
-        self.call(a, |zab, out| zab.disconnected(id_b, out))?;
-        self.call(b, |zab, out| zab.disconnected(id_a, out))?;
+        self.tell_disconnected(a, id_b)?;
+        self.tell_disconnected(b, id_a)?;
         Ok(true)
+    }
+
+    /// Server `index` closes its connection to `peer` (it timed out). The peer learns at
+    /// once; the closing server in a step of its own, after the actions it is executing (as
+    /// a transport reports a closed socket); the connection is re-established later, as the
+    /// peers dial each other again.
+    fn close_link(&mut self, index: usize, peer: ServerId) -> Result<(), Violation> {
+        let target = peer.checked_sub(1).map(|peer| peer as usize);
+        let Some(other) = target.filter(|&t| t < self.servers.len() && t != index) else {
+            let id = self.servers[index].id;
+            return Err(Violation::contract(format!("server {id} disconnects server {peer}")));
+        };
+        if !self.network.disconnect(index, other) {
+            return Ok(());
+        }
+        trace!(self, "s{} closes its connection to s{peer}", index + 1);
+        let id = self.servers[index].id;
+        self.tell_disconnected(other, id)?;
+        let incarnation = self.servers[index].incarnation;
+        self.schedule(self.now_ms, Event::Disconnected { server: index, incarnation, peer });
+        let at_ms = self.now_ms + self.rng.network.gen_range(1..=CONNECT_MS_MAX);
+        self.schedule(at_ms, Event::Connect { a: index, b: other });
+        Ok(())
+    }
+
+    /// Tells server `index` that its connection to `peer` broke (once it runs, if paused).
+    fn tell_disconnected(&mut self, index: usize, peer: ServerId) -> Result<(), Violation> {
+        let server = &mut self.servers[index];
+        if let Some(backlog) = server.backlog.as_mut() {
+            let incarnation = server.incarnation;
+            backlog.push(Event::Disconnected { server: index, incarnation, peer });
+            return Ok(());
+        }
+        self.call(index, |zab, out| zab.disconnected(peer, out))
     }
 
     /// Schedules a connection attempt for every pair that is down, alive and not separated.
@@ -1263,7 +1362,8 @@ impl Sim {
             Some(0) => self.break_random_link(),
             Some(1) => self.partition(),
             Some(2) => self.crash_random(false),
-            _ => self.crash_random(true),
+            Some(3) => self.crash_random(true),
+            _ => self.pause_random(),
         }
     }
 
@@ -1300,8 +1400,8 @@ impl Sim {
         for (a, b) in self.network.partition(sides) {
             trace!(self, "s{} and s{} disconnect", a + 1, b + 1);
             let (id_a, id_b) = (self.servers[a].id, self.servers[b].id);
-            self.call(a, |zab, out| zab.disconnected(id_b, out))?;
-            self.call(b, |zab, out| zab.disconnected(id_a, out))?;
+            self.tell_disconnected(a, id_b)?;
+            self.tell_disconnected(b, id_a)?;
         }
         let at_ms = self.now_ms + self.rng.faults.gen_range(1..=self.params.partition_ms_max);
         self.schedule(at_ms, Event::HealPartition);
@@ -1317,23 +1417,64 @@ impl Sim {
         Ok(())
     }
 
-    fn crash_random(&mut self, leader: bool) -> Result<(), Violation> {
-        let alive: Vec<usize> = (0..self.servers.len()).filter(|&i| self.alive(i)).collect();
+    /// A server to hit with a fault: the leader if `leader` and there is one, else any
+    /// running server.
+    fn victim(&mut self, leader: bool) -> Option<usize> {
+        let running: Vec<usize> =
+            (0..self.servers.len()).filter(|&i| self.alive(i) && !self.paused(i)).collect();
         let leading =
-            alive.iter().copied().find(|&i| matches!(self.servers[i].role, Role::Leading { .. }));
-        let victim = match leading {
-            Some(index) if leader => index,
-            _ if alive.is_empty() => return Ok(()),
-            _ => alive[self.rng.faults.gen_range(0..alive.len())],
-        };
+            running.iter().copied().find(|&i| matches!(self.servers[i].role, Role::Leading { .. }));
+        match leading {
+            Some(index) if leader => Some(index),
+            _ if running.is_empty() => None,
+            _ => Some(running[self.rng.faults.gen_range(0..running.len())]),
+        }
+    }
+
+    fn crash_random(&mut self, leader: bool) -> Result<(), Violation> {
+        let Some(victim) = self.victim(leader) else { return Ok(()) };
         self.crash(victim)?;
         let at_ms = self.now_ms + self.rng.faults.gen_range(1..=self.params.restart_ms_max);
         self.schedule(at_ms, Event::Restart { server: victim });
         Ok(())
     }
 
-    /// The fault phase ends: partitions heal, crashed servers restart, connections come back,
-    /// spikes and stalls stop.
+    fn paused(&self, index: usize) -> bool {
+        self.servers[index].backlog.is_some()
+    }
+
+    /// Pauses a server (the leader half the time): it stops handling events until it
+    /// resumes.
+    fn pause_random(&mut self) -> Result<(), Violation> {
+        let leader = self.rng.faults.gen_bool(0.5);
+        let Some(victim) = self.victim(leader) else { return Ok(()) };
+        let pause_ms = self.rng.faults.gen_range(1..=self.params.pause_ms_max);
+        trace!(self, "FAULT: s{} pauses for {pause_ms} ms", victim + 1);
+        self.outcome.pauses += 1;
+        let server = &mut self.servers[victim];
+        server.backlog = Some(Vec::new());
+        let event = Event::Resume { server: victim, incarnation: server.incarnation };
+        self.schedule(self.now_ms + pause_ms, event);
+        Ok(())
+    }
+
+    /// A paused server runs again and handles its backlog, one step per event.
+    fn resume(&mut self, index: usize, incarnation: u64) -> Result<(), Violation> {
+        let server = &mut self.servers[index];
+        if server.incarnation != incarnation {
+            return Ok(());
+        }
+        let Some(backlog) = server.backlog.take() else { return Ok(()) };
+        trace!(self, "s{} resumes with {} events waiting", index + 1, backlog.len());
+        for event in backlog {
+            self.step(event)?;
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// The fault phase ends: partitions heal, crashed servers restart, paused ones resume,
+    /// connections come back, spikes and stalls stop.
     fn heal(&mut self) -> Result<(), Violation> {
         trace!(self, "HEAL: no more faults");
         self.healed = true;
@@ -1345,6 +1486,10 @@ impl Sim {
             if !self.alive(index) {
                 let at_ms = self.now_ms + self.rng.faults.gen_range(0..=RESTART_AFTER_HEAL_MS_MAX);
                 self.schedule(at_ms, Event::Restart { server: index });
+            }
+            if self.paused(index) {
+                let incarnation = self.servers[index].incarnation;
+                self.schedule(self.now_ms, Event::Resume { server: index, incarnation });
             }
         }
         self.reconnect_all();
@@ -1410,10 +1555,12 @@ impl Sim {
         };
         let id = self.next_sync;
         self.next_sync += 1;
-        let required = self.checker.last_acknowledged_by_epoch(epoch);
+        let acknowledged = self.checker.last_acknowledged_by_epoch(epoch);
         let incarnation = server.incarnation;
-        let pending = PendingSync { server: index, incarnation, epoch, required };
+        let pending =
+            PendingSync { server: index, incarnation, epoch, acknowledged, proposed: None };
         self.pending_syncs.insert(id, pending);
+        self.sync_reaches(index, id);
         trace!(self, "client syncs ({id}) at s{}", index + 1);
         let mut issued = false;
         self.call(index, |zab, out| issued = zab.sync(id, out))?;

@@ -22,7 +22,8 @@ pub mod invariant {
     pub const PREFIXES_AGREE: &str = "committed prefixes of all servers agree";
     pub const ACKED_SURVIVE: &str = "acknowledged writes are in every later leader's history";
     pub const APPLIED_IS_REPLAY: &str = "applied state equals the replay of the committed log";
-    pub const SYNC: &str = "sync: writes acknowledged before it are applied when it returns";
+    pub const SYNC: &str =
+        "sync: writes acknowledged or proposed before it are applied when it returns";
     pub const CONTRACT: &str = "the machine keeps the driver contract";
     pub const LIVENESS: &str = "after the faults heal, a leader commits client writes";
     pub const NO_PANIC: &str = "nothing panics";
