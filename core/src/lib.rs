@@ -6,6 +6,7 @@
 //! crate, so it can be tested and benchmarked alone.
 
 pub mod constants;
+pub mod coordinator;
 pub mod engine;
 pub mod error;
 pub mod log;

@@ -4,11 +4,14 @@
 //! - [`client`]: a pipelining ZooKeeper client (blocking calls and submit-with-completion).
 //! - [`jute`]: ZooKeeper's client protocol, byte-exact: framing, records, requests, replies.
 //! - [`path`]: znode path validation, as ZooKeeper's `PathUtils`.
+//! - [`coordinator`]: zabflow-core's `Coordinator` (membership, election, checkpoint store)
+//!   over the client.
 //! - [`constants`]: every bound and reserved value of the wire formats.
 //! - [`error`]: the crate's one error type.
 
 pub mod client;
 pub mod constants;
+pub mod coordinator;
 pub mod error;
 pub mod jute;
 pub mod path;
