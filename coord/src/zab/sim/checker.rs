@@ -143,12 +143,6 @@ impl Checker {
         self.acknowledged.insert(zxid);
     }
 
-    /// The last acknowledged zxid.
-    #[must_use]
-    pub fn last_acknowledged(&self) -> Option<Zxid> {
-        self.acknowledged.last().copied()
-    }
-
     /// The last acknowledged zxid of `epoch` or an earlier one.
     #[must_use]
     pub fn last_acknowledged_by_epoch(&self, epoch: u32) -> Option<Zxid> {
@@ -188,7 +182,7 @@ mod tests {
         checker.acknowledge(make_zxid(1, 4));
         checker.acknowledge(make_zxid(3, 1));
         assert_eq!(checker.last_acknowledged_by_epoch(2), Some(make_zxid(1, 4)));
-        assert_eq!(checker.last_acknowledged(), Some(make_zxid(3, 1)));
+        assert_eq!(checker.last_acknowledged_by_epoch(3), Some(make_zxid(3, 1)));
         assert_eq!(checker.last_acknowledged_by_epoch(0), None);
     }
 }
