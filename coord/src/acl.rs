@@ -17,6 +17,13 @@
 //! A session holding a `super` id passes every check. An empty ACL list allows everything
 //! (ZooKeeper only ever stores one for nodes restored from old snapshots). Checks are pure
 //! functions of the node's ACL and the session's ids; the driver owns the ids.
+//!
+//! Nodes do not own their ACL: the tree keeps each distinct list once in an [`AclCache`]
+//! (ZooKeeper's `ReferenceCountedACLCache`) and each node holds its [`AclId`].
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
 
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
@@ -279,6 +286,139 @@ pub fn mask_digests(acl: &[ACL]) -> Vec<ACL> {
         .collect()
 }
 
+/// A shared ACL list's id in an [`AclCache`] (ZooKeeper's `Long` ACL key; ids start at 1).
+pub type AclId = std::num::NonZeroU32;
+
+/// `ReferenceCountedACLCache`: each distinct ACL list is stored once, under an id that
+/// nodes keep instead of their own copy, with a count of the nodes using it.
+///
+/// Lists are equal when their entries are, in order (as Java's `List.equals`), so a node
+/// reads back exactly the list it was given. A list is freed when its last node lets go
+/// (ZooKeeper waits for the next snapshot's `purgeUnused`), and its id is reused by the
+/// next new list. Ids and counts live only in memory: snapshots store each node's full
+/// list, and loading one interns them again.
+#[derive(Debug, Clone, Default)]
+pub struct AclCache {
+    /// By id - 1; a free slot has no references and an empty list.
+    entries: Vec<AclEntry>,
+    /// List hash → the ids of the lists with that hash (almost always one).
+    ids_by_hash: HashMap<u64, Vec<AclId>>,
+    /// Ids of free slots, reused last freed first.
+    free_ids: Vec<AclId>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AclEntry {
+    list: Box<[ACL]>,
+    references: u32,
+}
+
+impl AclCache {
+    /// An empty cache.
+    #[must_use]
+    pub fn new() -> Self {
+        AclCache::default()
+    }
+
+    /// `convertAcls` and `addUsage`: the id of `list`, stored if new, with one more
+    /// reference.
+    ///
+    /// # Panics
+    /// If `u32::MAX - 1` lists are stored already, or one list has `u32::MAX` references.
+    pub fn acquire(&mut self, list: &[ACL]) -> AclId {
+        let hash = list_hash(list);
+        let found = self
+            .ids_by_hash
+            .get(&hash)
+            .and_then(|ids| ids.iter().copied().find(|&id| *self.entries[slot(id)].list == *list));
+        let id = found.unwrap_or_else(|| {
+            let entry = AclEntry { list: list.into(), references: 0 };
+            let id = match self.free_ids.pop() {
+                Some(id) => {
+                    self.entries[slot(id)] = entry;
+                    id
+                }
+                None => {
+                    self.entries.push(entry);
+                    let id = u32::try_from(self.entries.len()).expect("ACL ids fit a u32");
+                    AclId::new(id).expect("ids start at 1")
+                }
+            };
+            self.ids_by_hash.entry(hash).or_default().push(id);
+            id
+        });
+        let entry = &mut self.entries[slot(id)];
+        entry.references = entry.references.checked_add(1).expect("references fit a u32");
+        id
+    }
+
+    /// `removeUsage`: one reference less; the list is freed with its last reference.
+    ///
+    /// # Panics
+    /// If `id` holds no reference: a node released a list it did not hold.
+    pub fn release(&mut self, id: AclId) {
+        let entry = &mut self.entries[slot(id)];
+        assert!(entry.references > 0, "ACL id {id} released with no references");
+        entry.references -= 1;
+        if entry.references > 0 {
+            return;
+        }
+        let list = std::mem::take(&mut entry.list);
+        let hash = list_hash(&list);
+        let ids = self.ids_by_hash.get_mut(&hash).expect("a stored list is indexed");
+        ids.retain(|&other| other != id);
+        if ids.is_empty() {
+            self.ids_by_hash.remove(&hash);
+        }
+        self.free_ids.push(id);
+    }
+
+    /// The list stored under `id`.
+    ///
+    /// # Panics
+    /// If `id` holds no reference.
+    #[must_use]
+    pub fn get(&self, id: AclId) -> &[ACL] {
+        let entry = &self.entries[slot(id)];
+        assert!(entry.references > 0, "ACL id {id} read with no references");
+        &entry.list
+    }
+
+    /// How many nodes use the list under `id` (0 for a free or unknown id).
+    #[must_use]
+    pub fn references(&self, id: AclId) -> u32 {
+        self.entries.get(slot(id)).map_or(0, |entry| entry.references)
+    }
+
+    /// Number of distinct lists stored.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free_ids.len()
+    }
+
+    /// Whether no list is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn slot(id: AclId) -> usize {
+    id.get() as usize - 1
+}
+
+/// A hash of a list's entries in order (`ACL` itself is not `Hash`).
+fn list_hash(list: &[ACL]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    list.len().hash(&mut hasher);
+    for entry in list {
+        entry.perms.hash(&mut hasher);
+        entry.id.scheme.hash(&mut hasher);
+        entry.id.id.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +524,37 @@ mod tests {
     fn masking_keeps_the_user() {
         let masked = mask_digests(&[acl(1, "digest", "alice:abc="), world(1)]);
         assert_eq!(masked, vec![acl(1, "digest", "alice:x"), world(1)]);
+    }
+
+    #[test]
+    fn cache_stores_each_list_once_and_frees_it_with_its_last_node() {
+        let mut cache = AclCache::new();
+        let open = vec![world(31)];
+        let alice = vec![acl(31, "digest", "alice:abc="), world(1)];
+        let reversed: Vec<ACL> = alice.iter().rev().cloned().collect();
+        let first = cache.acquire(&open);
+        assert_eq!(cache.acquire(&open.clone()), first, "equal lists share an id");
+        let alice_id = cache.acquire(&alice);
+        let reversed_id = cache.acquire(&reversed);
+        assert_ne!(alice_id, reversed_id, "order matters, as in List.equals");
+        assert_eq!((cache.len(), cache.references(first)), (3, 2));
+        assert_eq!(cache.get(reversed_id), &reversed[..]);
+        cache.release(first);
+        assert_eq!(cache.get(first), &open[..], "still held once");
+        cache.release(first);
+        assert_eq!((cache.len(), cache.references(first)), (2, 0));
+        let empty = cache.acquire(&[]);
+        assert_eq!(empty, first, "a freed id is reused");
+        assert!(cache.get(empty).is_empty());
+        assert_eq!(cache.acquire(&open), AclId::new(4).unwrap(), "the freed list is gone");
+    }
+
+    #[test]
+    #[should_panic(expected = "released with no references")]
+    fn cache_refuses_a_release_without_a_reference() {
+        let mut cache = AclCache::new();
+        let id = cache.acquire(&[world(31)]);
+        cache.release(id);
+        cache.release(id);
     }
 }

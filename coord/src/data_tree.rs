@@ -24,6 +24,21 @@
 //! answer byte for byte alike. Applying a txn never fails as a whole: a txn the tree cannot
 //! apply (only possible when replaying a log over a fuzzy snapshot) yields an error result,
 //! as in ZooKeeper. Quotas (`/zookeeper/quota` bookkeeping) are not enforced.
+//!
+//! Memory per znode is what bounds the tree, so a node stores little (ZooKeeper keeps the
+//! first two of these too):
+//!
+//! ```text
+//! paths     path → slot, one Box<str> key per node        ; the only copy of the path
+//! nodes     slab of DataNode by slot (u32), free slots reused
+//! DataNode  data: Option<Box<[u8]>>, stat, ACL id (u32) into the tree's AclCache,
+//!           children: None until the first child, then a boxed set of Box<str> names
+//! ```
+//!
+//! Nodes sharing an ACL list (nearly all: `world:anyone` or one application's list) share
+//! one stored copy, counted by reference ([`AclCache`], ZooKeeper's
+//! `ReferenceCountedACLCache`). `tree_memory` in `coord/examples` measures the bytes per
+//! znode.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,7 +48,7 @@ use zabflow_net::jute::{
     WatcherType, Writer, ACL,
 };
 
-use crate::acl;
+use crate::acl::{self, AclCache, AclId};
 use crate::constants::{CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
 use crate::ephemeral_type::EphemeralType;
 use crate::txn::{Txn, TxnHeader};
@@ -69,18 +84,23 @@ impl StatPersisted {
     }
 }
 
-/// One znode.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Child names of a node that has none.
+static NO_CHILDREN: BTreeSet<Box<str>> = BTreeSet::new();
+
+/// One znode as stored: its ACL is an id into the tree's [`AclCache`]; [`NodeRef`] is the
+/// node with its ACL list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataNode {
-    data: Option<Vec<u8>>,
-    acl: Vec<ACL>,
+    data: Option<Box<[u8]>>,
     stat: StatPersisted,
-    children: BTreeSet<String>,
+    /// `None` until the first child arrives, and again once the last one goes.
+    children: Option<Box<BTreeSet<Box<str>>>>,
+    acl: AclId,
 }
 
 impl DataNode {
-    fn new(data: Option<Vec<u8>>, acl: Vec<ACL>, stat: StatPersisted) -> Self {
-        DataNode { data, acl, stat, children: BTreeSet::new() }
+    fn new(data: Option<&[u8]>, acl: AclId, stat: StatPersisted) -> Self {
+        DataNode { data: data.map(Box::from), stat, children: None, acl }
     }
 
     /// The node's data; `None` when created with null data.
@@ -89,10 +109,10 @@ impl DataNode {
         self.data.as_deref()
     }
 
-    /// The node's ACL.
+    /// The id of the node's ACL list in the tree's [`AclCache`].
     #[must_use]
-    pub fn acl(&self) -> &[ACL] {
-        &self.acl
+    pub fn acl_id(&self) -> AclId {
+        self.acl
     }
 
     /// The stored stat.
@@ -103,8 +123,29 @@ impl DataNode {
 
     /// Child names, sorted.
     #[must_use]
-    pub fn children(&self) -> &BTreeSet<String> {
-        &self.children
+    pub fn children(&self) -> &BTreeSet<Box<str>> {
+        self.children.as_deref().unwrap_or(&NO_CHILDREN)
+    }
+
+    fn has_child(&self, name: &str) -> bool {
+        self.children.as_ref().is_some_and(|children| children.contains(name))
+    }
+
+    fn add_child(&mut self, name: &str) {
+        self.children.get_or_insert_with(Box::default).insert(name.into());
+    }
+
+    fn remove_child(&mut self, name: &str) {
+        if let Some(children) = &mut self.children {
+            children.remove(name);
+            if children.is_empty() {
+                self.children = None;
+            }
+        }
+    }
+
+    fn data_bytes(&self) -> usize {
+        self.data.as_ref().map_or(0, |data| data.len())
     }
 
     /// The kind of node its `ephemeralOwner` encodes.
@@ -116,7 +157,7 @@ impl DataNode {
     /// `DataNode.copyStat`: the `Stat` clients see.
     #[must_use]
     pub fn stat(&self) -> Stat {
-        let num_children = i32::try_from(self.children.len()).expect("children fit an int");
+        let num_children = i32::try_from(self.children().len()).expect("children fit an int");
         let stat = &self.stat;
         Stat {
             czxid: stat.czxid,
@@ -127,10 +168,61 @@ impl DataNode {
             cversion: stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: stat.aversion,
             ephemeral_owner: self.ephemeral_type().client_owner(),
-            data_length: self.data.as_ref().map_or(0, |data| data.len() as i32),
+            data_length: self.data_bytes() as i32,
             num_children,
             pzxid: stat.pzxid,
         }
+    }
+}
+
+/// A node of a tree together with its ACL list, as [`DataTree::node`] returns it.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'tree> {
+    node: &'tree DataNode,
+    acl: &'tree [ACL],
+}
+
+impl<'tree> NodeRef<'tree> {
+    /// The stored node.
+    #[must_use]
+    pub fn node(&self) -> &'tree DataNode {
+        self.node
+    }
+
+    /// The node's data; `None` when created with null data.
+    #[must_use]
+    pub fn data(&self) -> Option<&'tree [u8]> {
+        self.node.data()
+    }
+
+    /// The node's ACL.
+    #[must_use]
+    pub fn acl(&self) -> &'tree [ACL] {
+        self.acl
+    }
+
+    /// The stored stat.
+    #[must_use]
+    pub fn stat_persisted(&self) -> &'tree StatPersisted {
+        self.node.stat_persisted()
+    }
+
+    /// Child names, sorted.
+    #[must_use]
+    pub fn children(&self) -> &'tree BTreeSet<Box<str>> {
+        self.node.children()
+    }
+
+    /// The kind of node its `ephemeralOwner` encodes.
+    #[must_use]
+    pub fn ephemeral_type(&self) -> EphemeralType {
+        self.node.ephemeral_type()
+    }
+
+    /// `DataNode.copyStat`: the `Stat` clients see.
+    #[must_use]
+    pub fn stat(&self) -> Stat {
+        self.node.stat()
     }
 }
 
@@ -217,10 +309,17 @@ pub struct Applied {
 /// The znode tree of one server.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, DataNode>,
-    ephemerals: HashMap<SessionId, BTreeSet<String>>,
-    containers: BTreeSet<String>,
-    ttls: BTreeSet<String>,
+    /// Path → slot in `nodes`.
+    paths: HashMap<Box<str>, u32>,
+    /// The nodes by slot; `None` for a free slot.
+    nodes: Vec<Option<DataNode>>,
+    /// Free slots of `nodes`, reused last freed first.
+    free_slots: Vec<u32>,
+    /// The ACL lists the nodes' ids name.
+    acls: AclCache,
+    ephemerals: HashMap<SessionId, BTreeSet<Box<str>>>,
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
     watches: WatchManager,
     last_processed_zxid: i64,
 }
@@ -244,25 +343,28 @@ impl DataTree {
     #[must_use]
     pub fn new() -> Self {
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            paths: HashMap::new(),
+            nodes: Vec::new(),
+            free_slots: Vec::new(),
+            acls: AclCache::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             watches: WatchManager::new(),
             last_processed_zxid: 0,
         };
-        let open = vec![acl::world(Perms::ALL)];
+        let open = [acl::world(Perms::ALL)];
         let system = [
-            ("/", open.clone()),
-            (ZOOKEEPER_PATH, open.clone()),
-            (QUOTA_PATH, open),
-            (CONFIG_PATH, vec![acl::world(Perms::READ)]),
+            ("/", &open),
+            (ZOOKEEPER_PATH, &open),
+            (QUOTA_PATH, &open),
+            (CONFIG_PATH, &[acl::world(Perms::READ)]),
         ];
         for (path, node_acl) in system {
-            let node = DataNode::new(Some(Vec::new()), node_acl, StatPersisted::default());
-            tree.nodes.insert(path.to_owned(), node);
+            let acl_id = tree.acls.acquire(node_acl);
+            tree.insert(path, DataNode::new(Some(&[]), acl_id, StatPersisted::default()));
             if let Some((parent, name)) = split(path).filter(|_| path != "/") {
-                tree.nodes.get_mut(parent).expect("parent").children.insert(name.to_owned());
+                tree.stored_mut(parent).expect("parent").add_child(name);
             }
         }
         tree
@@ -270,14 +372,21 @@ impl DataTree {
 
     /// The node at `path` (`""` is the root, as in ZooKeeper's node map).
     #[must_use]
-    pub fn node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes.get(if path.is_empty() { "/" } else { path })
+    pub fn node(&self, path: &str) -> Option<NodeRef<'_>> {
+        let node = self.stored(if path.is_empty() { "/" } else { path })?;
+        Some(NodeRef { node, acl: self.acls.get(node.acl) })
     }
 
     /// Number of nodes, the root included.
     #[must_use]
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.paths.len()
+    }
+
+    /// The shared ACL lists of the nodes.
+    #[must_use]
+    pub fn acls(&self) -> &AclCache {
+        &self.acls
     }
 
     /// The highest zxid applied.
@@ -309,29 +418,20 @@ impl DataTree {
         acl: Vec<ACL>,
         stat: StatPersisted,
     ) {
-        if let Some(node) = self.nodes.get_mut(path) {
-            node.data = data;
-            node.acl = acl;
+        let acl_id = self.acls.acquire(&acl);
+        if let Some(node) = self.stored_mut(path) {
+            node.data = data.map(Vec::into_boxed_slice);
+            let old_acl_id = std::mem::replace(&mut node.acl, acl_id);
             node.stat = stat;
+            self.acls.release(old_acl_id);
             return;
         }
         let (parent, name) = split(path).expect("an absolute path");
-        let parent = self.nodes.get_mut(parent).expect("snapshot lists parents first");
-        parent.children.insert(name.to_owned());
-        let node = DataNode::new(data, acl, stat);
-        match node.ephemeral_type() {
-            EphemeralType::Container => {
-                self.containers.insert(path.to_owned());
-            }
-            EphemeralType::Ttl(_) => {
-                self.ttls.insert(path.to_owned());
-            }
-            EphemeralType::Normal(session_id) => {
-                self.ephemerals.entry(session_id).or_default().insert(path.to_owned());
-            }
-            EphemeralType::Void => {}
-        }
-        self.nodes.insert(path.to_owned(), node);
+        self.stored_mut(parent).expect("snapshot lists parents first").add_child(name);
+        let node =
+            DataNode { data: data.map(Vec::into_boxed_slice), stat, children: None, acl: acl_id };
+        self.index_ephemeral_type(path, node.ephemeral_type());
+        self.insert(path, node);
     }
 
     /// Sets the last applied zxid of a tree restored from a snapshot.
@@ -342,10 +442,9 @@ impl DataTree {
     /// Sum of path and data bytes (`approximateDataSize`, for `mntr`).
     #[must_use]
     pub fn approximate_data_size(&self) -> u64 {
-        let bytes = |(path, node): (&String, &DataNode)| {
-            (path.len() + node.data.as_ref().map_or(0, Vec::len)) as u64
-        };
-        self.nodes.iter().map(bytes).sum()
+        let bytes =
+            |(path, &slot): (&Box<str>, &u32)| (path.len() + self.slot(slot).data_bytes()) as u64;
+        self.paths.iter().map(bytes).sum()
     }
 
     /// Number of ephemeral nodes.
@@ -359,7 +458,7 @@ impl DataTree {
     pub fn ephemerals(&self, session_id: SessionId) -> Vec<String> {
         self.ephemerals
             .get(&session_id)
-            .map(|paths| paths.iter().cloned().collect())
+            .map(|paths| paths.iter().map(|path| String::from(&**path)).collect())
             .unwrap_or_default()
     }
 
@@ -369,6 +468,64 @@ impl DataTree {
         let mut sessions: Vec<SessionId> = self.ephemerals.keys().copied().collect();
         sessions.sort_unstable();
         sessions
+    }
+}
+
+/// The node store: the path index over the slab, and the indexes by ephemeral type.
+impl DataTree {
+    fn slot(&self, slot: u32) -> &DataNode {
+        self.nodes[slot as usize].as_ref().expect("an indexed slot holds a node")
+    }
+
+    fn stored(&self, path: &str) -> Option<&DataNode> {
+        self.paths.get(path).map(|&slot| self.slot(slot))
+    }
+
+    fn stored_mut(&mut self, path: &str) -> Option<&mut DataNode> {
+        let slot = *self.paths.get(path)?;
+        Some(self.nodes[slot as usize].as_mut().expect("an indexed slot holds a node"))
+    }
+
+    /// Stores `node` at `path`, which must be new; its ACL reference is the caller's.
+    fn insert(&mut self, path: &str, node: DataNode) {
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                assert!(self.nodes[slot as usize].is_none(), "free slot {slot} in use");
+                self.nodes[slot as usize] = Some(node);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.nodes.len()).expect("node slots fit a u32");
+                self.nodes.push(Some(node));
+                slot
+            }
+        };
+        let replaced = self.paths.insert(path.into(), slot);
+        assert!(replaced.is_none(), "{path} stored twice");
+    }
+
+    /// Takes the node at `path` out of the store, releasing its ACL reference.
+    fn take(&mut self, path: &str) -> Option<DataNode> {
+        let slot = self.paths.remove(path)?;
+        let node = self.nodes[slot as usize].take().expect("an indexed slot holds a node");
+        self.free_slots.push(slot);
+        self.acls.release(node.acl);
+        Some(node)
+    }
+
+    fn index_ephemeral_type(&mut self, path: &str, kind: EphemeralType) {
+        match kind {
+            EphemeralType::Container => {
+                self.containers.insert(path.into());
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.insert(path.into());
+            }
+            EphemeralType::Normal(session_id) => {
+                self.ephemerals.entry(session_id).or_default().insert(path.into());
+            }
+            EphemeralType::Void => {}
+        }
     }
 }
 
@@ -517,8 +674,8 @@ impl DataTree {
         out: &mut Vec<Notification>,
     ) -> Result<Stat, ErrorCode> {
         let (parent_path, name) = split(node.path).ok_or(ErrorCode::NoNode)?;
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        if parent.children.contains(name) {
+        let parent = self.stored_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        if parent.has_child(name) {
             return Err(ErrorCode::NodeExists);
         }
         let cversion =
@@ -527,23 +684,13 @@ impl DataTree {
             parent.stat.cversion = cversion;
             parent.stat.pzxid = header.zxid;
         }
-        parent.children.insert(name.to_owned());
+        parent.add_child(name);
         let stat = StatPersisted::new(header.zxid, header.time_ms, owner);
-        let child = DataNode::new(node.data.clone(), node.acl.to_vec(), stat);
+        let acl_id = self.acls.acquire(node.acl);
+        let child = DataNode::new(node.data.as_deref(), acl_id, stat);
         let client_stat = child.stat();
-        self.nodes.insert(node.path.to_owned(), child);
-        match EphemeralType::from_owner(owner) {
-            EphemeralType::Container => {
-                self.containers.insert(node.path.to_owned());
-            }
-            EphemeralType::Ttl(_) => {
-                self.ttls.insert(node.path.to_owned());
-            }
-            EphemeralType::Normal(session_id) => {
-                self.ephemerals.entry(session_id).or_default().insert(node.path.to_owned());
-            }
-            EphemeralType::Void => {}
-        }
+        self.insert(node.path, child);
+        self.index_ephemeral_type(node.path, EphemeralType::from_owner(owner));
         self.watches.node_created(node.path, parent_path, out);
         Ok(client_stat)
     }
@@ -551,7 +698,7 @@ impl DataTree {
     /// Replaying a create over a fuzzy snapshot that already holds the node: bring the
     /// parent's cversion and pzxid up to the txn's (`setCversionPzxid`).
     fn adjust_parent_on_replay(&mut self, path: &str, parent_cversion: i32, header: &TxnHeader) {
-        let Some(parent) = split(path).and_then(|(parent, _)| self.nodes.get_mut(parent)) else {
+        let Some(parent) = split(path).and_then(|(parent, _)| self.stored_mut(parent)) else {
             return;
         };
         let cversion =
@@ -570,10 +717,10 @@ impl DataTree {
         out: &mut Vec<Notification>,
     ) -> Result<(), ErrorCode> {
         let (parent_path, name) = split(path).ok_or(ErrorCode::NoNode)?;
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        parent.children.remove(name);
+        let parent = self.stored_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent.remove_child(name);
         parent.stat.pzxid = parent.stat.pzxid.max(zxid);
-        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.take(path).ok_or(ErrorCode::NoNode)?;
         match node.ephemeral_type() {
             EphemeralType::Container => {
                 self.containers.remove(path);
@@ -601,8 +748,8 @@ impl DataTree {
         header: &TxnHeader,
         out: &mut Vec<Notification>,
     ) -> Result<Stat, ErrorCode> {
-        let node = self.nodes.get_mut(&set.path).ok_or(ErrorCode::NoNode)?;
-        node.data.clone_from(&set.data);
+        let node = self.stored_mut(&set.path).ok_or(ErrorCode::NoNode)?;
+        node.data = set.data.as_deref().map(Box::from);
         node.stat.mtime = header.time_ms;
         node.stat.mzxid = header.zxid;
         node.stat.version = set.version;
@@ -612,10 +759,14 @@ impl DataTree {
     }
 
     fn set_acl(&mut self, path: &str, new_acl: &[ACL], version: i32) -> Result<Stat, ErrorCode> {
-        let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let slot = *self.paths.get(path).ok_or(ErrorCode::NoNode)?;
+        let acl_id = self.acls.acquire(new_acl);
+        let node = self.nodes[slot as usize].as_mut().expect("an indexed slot holds a node");
         node.stat.aversion = version;
-        node.acl = new_acl.to_vec();
-        Ok(node.stat())
+        let old_acl_id = std::mem::replace(&mut node.acl, acl_id);
+        let stat = node.stat();
+        self.acls.release(old_acl_id);
+        Ok(stat)
     }
 
     /// `DataTree.killSession`: the session's watches go first (no one will read its
@@ -630,7 +781,7 @@ impl DataTree {
         self.watches.remove_session(session_id);
         let mut known = self.ephemerals.remove(&session_id).unwrap_or_default();
         for path in listed {
-            known.remove(path);
+            known.remove(path.as_str());
             let _ = self.delete_node(path, zxid, out);
         }
         for path in known {
@@ -648,9 +799,9 @@ impl DataTree {
         path: &str,
         perm: i32,
         ids: &[zabflow_net::jute::Id],
-    ) -> Result<&DataNode, ErrorCode> {
+    ) -> Result<NodeRef<'_>, ErrorCode> {
         let node = self.node(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perm, ids)?;
+        acl::check(node.acl(), perm, ids)?;
         Ok(node)
     }
 
@@ -665,7 +816,7 @@ impl DataTree {
         watch: Option<SessionId>,
     ) -> Result<(Option<Vec<u8>>, Stat), ErrorCode> {
         let node = self.readable(path, Perms::READ, ids)?;
-        let reply = (node.data.clone(), node.stat());
+        let reply = (node.data().map(<[u8]>::to_vec), node.stat());
         if let Some(session_id) = watch {
             self.watches.add_data_watch(path, session_id);
         }
@@ -680,7 +831,7 @@ impl DataTree {
         if let Some(session_id) = watch {
             self.watches.add_data_watch(path, session_id);
         }
-        self.node(path).map(DataNode::stat).ok_or(ErrorCode::NoNode)
+        self.node(path).map(|node| node.stat()).ok_or(ErrorCode::NoNode)
     }
 
     /// getChildren/getChildren2: child names (sorted) and the node's stat; READ needed.
@@ -694,7 +845,8 @@ impl DataTree {
         watch: Option<SessionId>,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
         let node = self.readable(path, Perms::READ, ids)?;
-        let reply = (node.children.iter().cloned().collect(), node.stat());
+        let names = node.children().iter().map(|name| String::from(&**name)).collect();
+        let reply = (names, node.stat());
         if let Some(session_id) = watch {
             self.watches.add_child_watch(path, session_id);
         }
@@ -711,9 +863,9 @@ impl DataTree {
         ids: &[zabflow_net::jute::Id],
     ) -> Result<(Vec<ACL>, Stat), ErrorCode> {
         let node = self.readable(path, Perms::READ | Perms::ADMIN, ids)?;
-        let visible = match acl::check(&node.acl, Perms::ADMIN, ids) {
-            Ok(()) => node.acl.clone(),
-            Err(_) => acl::mask_digests(&node.acl),
+        let visible = match acl::check(node.acl(), Perms::ADMIN, ids) {
+            Ok(()) => node.acl().to_vec(),
+            Err(_) => acl::mask_digests(node.acl()),
         };
         Ok((visible, node.stat()))
     }
@@ -742,10 +894,10 @@ impl DataTree {
     ) -> Result<i32, ErrorCode> {
         self.readable(path, Perms::READ, ids)?;
         let count = if path == "/" {
-            self.nodes.len() - 1
+            self.paths.len() - 1
         } else {
             let prefix = format!("{path}/");
-            self.nodes.keys().filter(|key| key.starts_with(&prefix)).count()
+            self.paths.keys().filter(|key| key.starts_with(&prefix)).count()
         };
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
@@ -764,7 +916,7 @@ impl DataTree {
             out.push(Notification { session_id, event: event(kind, path) });
         };
         for path in &watches.data_watches {
-            match self.node(path).map(|node| node.stat.mzxid) {
+            match self.node(path).map(|node| node.stat_persisted().mzxid) {
                 None => fire(E::NodeDeleted, path),
                 Some(mzxid) if mzxid > relative_zxid => fire(E::NodeDataChanged, path),
                 Some(_) => self.watches.add_data_watch(path, session_id),
@@ -777,7 +929,7 @@ impl DataTree {
             }
         }
         for path in &watches.child_watches {
-            match self.node(path).map(|node| node.stat.pzxid) {
+            match self.node(path).map(|node| node.stat_persisted().pzxid) {
                 None => fire(E::NodeDeleted, path),
                 Some(pzxid) if pzxid > relative_zxid => fire(E::NodeChildrenChanged, path),
                 Some(_) => self.watches.add_child_watch(path, session_id),
@@ -824,22 +976,22 @@ impl DataTree {
     pub fn reaper_candidates(&self, now_ms: i64, never_used_ms_max: Option<i64>) -> Vec<String> {
         let mut candidates = Vec::new();
         for path in &self.containers {
-            let Some(node) = self.nodes.get(path).filter(|node| node.children.is_empty()) else {
+            let Some(node) = self.stored(path).filter(|node| node.children.is_none()) else {
                 continue;
             };
             let elapsed_ms = now_ms - node.stat.mtime;
             let never_used_expired = never_used_ms_max.is_some_and(|max| elapsed_ms > max);
             if node.stat.cversion > 0 || never_used_expired {
-                candidates.push(path.clone());
+                candidates.push(String::from(&**path));
             }
         }
         for path in &self.ttls {
-            let Some(node) = self.nodes.get(path).filter(|node| node.children.is_empty()) else {
+            let Some(node) = self.stored(path).filter(|node| node.children.is_none()) else {
                 continue;
             };
             if let EphemeralType::Ttl(ttl_ms) = node.ephemeral_type() {
                 if now_ms - node.stat.mtime > ttl_ms {
-                    candidates.push(path.clone());
+                    candidates.push(String::from(&**path));
                 }
             }
         }
@@ -850,13 +1002,15 @@ impl DataTree {
     /// in tests: FNV-1a over the nodes in path order.
     #[must_use]
     pub fn digest(&self) -> u64 {
-        let sorted: BTreeMap<&String, &DataNode> = self.nodes.iter().collect();
+        let sorted: BTreeMap<&str, u32> =
+            self.paths.iter().map(|(path, &slot)| (&**path, slot)).collect();
         let mut writer = Writer::new();
-        for (path, node) in sorted {
+        for (path, slot) in sorted {
+            let node = self.slot(slot);
             writer.write_ustring(path);
-            writer.write_buffer_opt(node.data.as_deref());
+            writer.write_buffer_opt(node.data());
             zabflow_net::jute::Record::write(&node.stat(), &mut writer);
-            writer.write_vector(&node.acl, |writer, entry| {
+            writer.write_vector(self.acls.get(node.acl), |writer, entry| {
                 zabflow_net::jute::Record::write(entry, writer);
             });
         }
