@@ -66,8 +66,14 @@ const _: () = assert!(LOG_FLOOR_BYTES[1] as u64 <= LOG_SERIES_BYTES_MAX);
 pub const COORD_SESSIONS_DEFAULT: usize = 16;
 /// Most sessions the coord load generator opens (each has a client I/O thread).
 pub const COORD_SESSIONS_MAX: usize = 256;
-/// Requests each session keeps in flight by default (closed loop; the cap in open loop).
-pub const COORD_DEPTH_DEFAULT: usize = 128;
+/// Requests each session keeps in flight by default (closed loop; the cap in open loop):
+/// 128 in flight over the default 16 sessions, the "128 in flight" anchor.
+pub const COORD_DEPTH_DEFAULT: usize = 8;
+/// Requests each session keeps in flight in the deep closed-loop rows: 1,024 in flight over
+/// the default 16 sessions, the "1,024 in flight" anchor.
+pub const COORD_DEPTH_DEEP: usize = 64;
+/// Requests each session keeps in flight during the warm-up (at most the run's deepest).
+pub const COORD_WARMUP_DEPTH: usize = 64;
 /// Most requests one session keeps in flight (the client's queue and window are sized to it).
 pub const COORD_DEPTH_MAX: usize = 4096;
 /// Bytes of every value written, by default.
@@ -85,6 +91,8 @@ pub const COORD_WARMUP_DEFAULT: Duration = Duration::from_secs(20);
 pub const COORD_WARMUP_SUITE: Duration = Duration::from_secs(8);
 /// Load run before each workload's measured window, so the window starts in steady state.
 pub const COORD_RAMP: Duration = Duration::from_secs(1);
+/// Ramp before each measured window in quick (smoke-test) runs.
+pub const COORD_RAMP_QUICK: Duration = Duration::from_millis(250);
 /// Measured window of each workload by default.
 pub const COORD_WINDOW_DEFAULT: Duration = Duration::from_secs(10);
 /// Measured window of each workload in the default suite.
@@ -104,6 +112,10 @@ pub const COORD_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const COORD_SERVER_WAIT: Duration = Duration::from_secs(20);
 /// `tickTime` of every server the scenario starts, ZooKeeper's default.
 pub const COORD_TICK_TIME_MS: u32 = 2_000;
+/// Most servers of a target the scenario starts (zabflow or ZooKeeper).
+pub const COORD_NODES_MAX: usize = 7;
+/// Servers of each target in the default suite: the anchors are 3-node ensembles.
+pub const COORD_NODES_SUITE: usize = 3;
 
 /// Sessions at most that pre-create the keys, each with its own pipelined creates.
 pub const COORD_POPULATE_SESSIONS_MAX: usize = 4;
@@ -127,11 +139,17 @@ pub const COORD_MEMORY_SETTLE_DEFAULT: Duration = Duration::from_secs(5);
 pub const COORD_MEMORY_SETTLE_MAX: Duration = Duration::from_secs(600);
 
 const _: () = assert!(COORD_SESSIONS_DEFAULT <= COORD_SESSIONS_MAX);
-const _: () = assert!(COORD_DEPTH_DEFAULT <= COORD_DEPTH_MAX);
+const _: () = assert!(COORD_DEPTH_DEFAULT <= COORD_DEPTH_DEEP);
+const _: () = assert!(COORD_DEPTH_DEEP <= COORD_DEPTH_MAX);
+const _: () = assert!(COORD_WARMUP_DEPTH <= COORD_DEPTH_MAX);
+const _: () = assert!(COORD_NODES_SUITE <= COORD_NODES_MAX);
+// The ZooKeeper harness starts ensembles of at most this many nodes.
+const _: () = assert!(COORD_NODES_MAX <= zabflow_tests::real_zookeeper::ENSEMBLE_NODES_MAX);
 const _: () = assert!(COORD_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);
 const _: () = assert!(COORD_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
 const _: () = assert!(COORD_WARMUP_SUITE.as_nanos() <= COORD_WARMUP_DEFAULT.as_nanos());
 const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_nanos());
+const _: () = assert!(COORD_RAMP_QUICK.as_nanos() <= COORD_RAMP.as_nanos());
 const _: () = assert!(COORD_POPULATE_SESSIONS_MAX <= COORD_SESSIONS_MAX);
 const _: () = assert!(COORD_MEMORY_ZNODES_SUITE <= COORD_MEMORY_ZNODES_DEFAULT);
 const _: () = assert!(COORD_MEMORY_ZNODES_DEFAULT <= COORD_ZNODES_MAX);

@@ -1,13 +1,17 @@
 //! The `coord` scenario: one ZooKeeper-protocol load generator against zabflow, against a
 //! real Apache ZooKeeper, or against any running ensemble — and the two side by side.
 //!
-//! A run starts each target fresh ([`target`]), opens the sessions, pre-creates the keys,
-//! warms the target up (the same closed-loop `getData`/`setData` load for every target: a
-//! cold JVM is several times slower for its first ~20 s), then runs each [`Workload`]: a
-//! ramp of [`COORD_RAMP`] and a measured window. Every op of every workload becomes a series
-//! `<op>/<workload>` (`setData/closed/depth=128`, `setData/open/rate=1000`) with the target,
-//! its knobs in `params`, and extras: errors by code, the servers' CPU time per reply
-//! (`server_cpu_us_per_op`, from `/proc/<pid>/stat`) and the generator's.
+//! A run starts each target fresh ([`target`]: a standalone server or an ensemble of
+//! `--nodes`), opens the sessions (spread round-robin over its servers), pre-creates the
+//! keys, warms the target up (the same closed-loop `getData`/`setData` load for every target:
+//! a cold JVM is several times slower for its first ~20 s), then runs each [`Workload`]: a
+//! ramp ([`COORD_RAMP`] by default) and a measured window. Every op of every workload becomes a series
+//! `<op>/<N>-node/<loop>` with the target, its knobs in `params`, and extras: errors by code,
+//! the servers' CPU time per reply (`server_cpu_us_per_op`, summed over every server process
+//! of the target, from `/proc/<pid>/stat`) and the generator's. The loop part names what the
+//! servers see: `closed/inflight=128` is closed loop with 128 requests in flight over all
+//! sessions (sessions × `--depth`, as the issue's anchors count them), `open/rate=1000` is
+//! open loop at 1,000 requests per second.
 //!
 //! With two targets (`--compare`) the series names end in `@<target>` so that both fit one
 //! report, and the report gets ratios `zabflow/zookeeper` per workload: throughput, p99 (the
@@ -23,9 +27,10 @@ pub mod target;
 pub mod workload;
 
 use crate::constants::{
-    COORD_DEPTH_DEFAULT, COORD_DEPTH_MAX, COORD_OPEN_RATE_DEFAULT, COORD_OPEN_RATE_MAX, COORD_RAMP,
-    COORD_SESSIONS_DEFAULT, COORD_SESSIONS_MAX, COORD_VALUE_BYTES_DEFAULT, COORD_VALUE_BYTES_MAX,
-    COORD_WARMUP_DEFAULT, COORD_WARMUP_SUITE, COORD_WINDOW_DEFAULT, COORD_WINDOW_MAX,
+    COORD_DEPTH_DEEP, COORD_DEPTH_DEFAULT, COORD_DEPTH_MAX, COORD_NODES_SUITE,
+    COORD_OPEN_RATE_DEFAULT, COORD_OPEN_RATE_MAX, COORD_RAMP, COORD_SESSIONS_DEFAULT,
+    COORD_SESSIONS_MAX, COORD_VALUE_BYTES_DEFAULT, COORD_VALUE_BYTES_MAX, COORD_WARMUP_DEFAULT,
+    COORD_WARMUP_DEPTH, COORD_WARMUP_SUITE, COORD_WINDOW_DEFAULT, COORD_WINDOW_MAX,
     COORD_WINDOW_SUITE, COORD_ZNODES_DEFAULT, COORD_ZNODES_MAX,
 };
 use crate::error::{BenchError, Result};
@@ -52,7 +57,9 @@ pub struct CoordConfig {
     pub znodes: usize,
     /// Load before the first workload, the same for every target.
     pub warmup: Duration,
-    /// Measured window of each workload (after a ramp of [`COORD_RAMP`]).
+    /// Load before each workload's measured window ([`COORD_RAMP`]; shorter in quick runs).
+    pub ramp: Duration,
+    /// Measured window of each workload (after the ramp).
     pub window: Duration,
     /// Where started servers keep their data (the disk under test), for every target alike.
     pub data_parent: PathBuf,
@@ -61,36 +68,56 @@ pub struct CoordConfig {
 }
 
 impl CoordConfig {
-    /// The defaults against `targets`: the compare workloads, 16 sessions, 100 B values,
-    /// 1,000 keys, 20 s of warm-up and 10 s windows.
+    /// The defaults against `targets`: the issue's anchor workloads with one in flight per
+    /// session added ([`anchor_workloads`]), 16 sessions, 100 B values, 1,000 keys, 20 s of
+    /// warm-up and 10 s windows.
     pub fn new(targets: Vec<TargetSpec>) -> CoordConfig {
+        let mut workloads = anchor_workloads();
+        let one_in_flight =
+            Workload { mix: Mix::only(MixOp::SetData), pacing: Pacing::Closed, depth: 1 };
+        workloads.insert(2, one_in_flight);
         CoordConfig {
             targets,
             sessions: COORD_SESSIONS_DEFAULT,
-            workloads: compare_workloads(&[COORD_DEPTH_DEFAULT]),
+            workloads,
             value_bytes: COORD_VALUE_BYTES_DEFAULT,
             znodes: COORD_ZNODES_DEFAULT,
             warmup: COORD_WARMUP_DEFAULT,
+            ramp: COORD_RAMP,
             window: COORD_WINDOW_DEFAULT,
             data_parent: std::env::temp_dir(),
             seed: 1,
         }
     }
 
-    /// The default suite's run: zabflow against ZooKeeper (installed when this is root) with
-    /// shorter warm-up and windows; `exe` is the `zabflow` executable.
+    /// The default suite's run: a zabflow ensemble of [`COORD_NODES_SUITE`] against a
+    /// ZooKeeper ensemble of as many (installed when this is root), the issue's anchor
+    /// workloads ([`anchor_workloads`]) with shorter warm-up and windows; `exe` is the
+    /// `zabflow` executable.
     pub fn suite(exe: PathBuf) -> CoordConfig {
+        let nodes = COORD_NODES_SUITE;
         let targets = vec![
-            TargetSpec::Zabflow { exe, nodes: 1 },
-            TargetSpec::Zookeeper { nodes: 1, install: true },
+            TargetSpec::Zabflow { exe, nodes },
+            TargetSpec::Zookeeper { nodes, install: true },
         ];
-        CoordConfig { warmup: COORD_WARMUP_SUITE, window: COORD_WINDOW_SUITE, ..Self::new(targets) }
+        CoordConfig {
+            warmup: COORD_WARMUP_SUITE,
+            window: COORD_WINDOW_SUITE,
+            workloads: anchor_workloads(),
+            ..Self::new(targets)
+        }
     }
 
     fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(BenchError::Param(what));
         if self.targets.is_empty() || self.targets.len() > 2 {
             return bad(format!("{} targets: give one, or two to compare", self.targets.len()));
+        }
+        for spec in &self.targets {
+            spec.validate()?;
+        }
+        if self.targets.iter().any(|spec| spec.nodes() != self.targets[0].nodes()) {
+            return bad("compared targets must have as many servers".to_owned());
         }
         if !(1..=COORD_SESSIONS_MAX).contains(&self.sessions) {
             return bad(format!("--sessions {}: 1..={COORD_SESSIONS_MAX}", self.sessions));
@@ -101,8 +128,8 @@ impl CoordConfig {
         if self.znodes > COORD_ZNODES_MAX || self.workloads.is_empty() {
             return bad(format!("--znodes ≤ {COORD_ZNODES_MAX}, and at least one workload"));
         }
-        if self.window.is_zero() || self.window > COORD_WINDOW_MAX || self.warmup > COORD_WINDOW_MAX
-        {
+        let too_long = self.warmup.max(self.ramp) > COORD_WINDOW_MAX;
+        if self.window.is_zero() || self.window > COORD_WINDOW_MAX || too_long {
             return bad(format!("--duration in (0, {COORD_WINDOW_MAX:?}], --warmup ≤ that"));
         }
         for (index, workload) in self.workloads.iter().enumerate() {
@@ -146,20 +173,61 @@ impl CoordConfig {
             self.workloads.iter().map(|w| format!("{} {}", w.mix, w.label())).collect();
         json!({
             "targets": targets,
-            "nodes": self.targets[0].nodes(),
+            "nodes": self.nodes(),
             "sessions": self.sessions,
             "workloads": workloads,
             "value_bytes": self.value_bytes,
             "znodes": self.znodes,
             "warmup_s": self.warmup.as_secs_f64(),
-            "warmup_mix": warmup_workload(COORD_DEPTH_DEFAULT).mix.to_string(),
-            "ramp_s": COORD_RAMP.as_secs_f64(),
+            "warmup_mix": warmup_workload(self.warmup_depth()).mix.to_string(),
+            "warmup_in_flight": self.sessions * self.warmup_depth(),
+            "ramp_s": self.ramp.as_secs_f64(),
             "window_s": self.window.as_secs_f64(),
             "force_sync": true,
             "seed": self.seed,
             "depths": self.depths(),
+            "in_flight": self.depths().iter().map(|depth| depth * self.sessions).collect::<Vec<_>>(),
         })
     }
+
+    /// Servers of each target (compared targets have as many).
+    pub fn nodes(&self) -> usize {
+        self.targets.first().map_or(0, TargetSpec::nodes)
+    }
+
+    /// Requests in flight per session during the warm-up: [`COORD_WARMUP_DEPTH`], at most
+    /// the deepest workload (the sessions' queues are sized to it).
+    fn warmup_depth(&self) -> usize {
+        let depth_max = self.workloads.iter().map(|w| w.depth).max().unwrap_or(1);
+        COORD_WARMUP_DEPTH.min(depth_max)
+    }
+
+    /// `<N>-node/closed/inflight=<sessions × depth>` or `<N>-node/open/rate=<per s>`: the
+    /// part of a series or ratio name after the op.
+    pub fn workload_label(&self, workload: &Workload) -> String {
+        let nodes = self.nodes();
+        match workload.pacing {
+            Pacing::Closed => {
+                format!("{nodes}-node/closed/inflight={}", self.sessions * workload.depth)
+            }
+            Pacing::Open { rate_per_s } => format!("{nodes}-node/open/rate={rate_per_s}"),
+        }
+    }
+}
+
+/// The issue's anchor rows, over [`COORD_SESSIONS_DEFAULT`] sessions: `setData` closed loop
+/// at [`COORD_DEPTH_DEEP`] and [`COORD_DEPTH_DEFAULT`] per session (1,024 and 128 in
+/// flight), `getData` at [`COORD_DEPTH_DEFAULT`], and `setData` in open loop at
+/// [`COORD_OPEN_RATE_DEFAULT`] per second (capped at [`COORD_DEPTH_DEEP`] per session).
+pub fn anchor_workloads() -> Vec<Workload> {
+    let closed = |op, depth| Workload { mix: Mix::only(op), pacing: Pacing::Closed, depth };
+    let open_rate = Pacing::Open { rate_per_s: COORD_OPEN_RATE_DEFAULT };
+    vec![
+        closed(MixOp::SetData, COORD_DEPTH_DEEP),
+        closed(MixOp::SetData, COORD_DEPTH_DEFAULT),
+        closed(MixOp::GetData, COORD_DEPTH_DEFAULT),
+        Workload { mix: Mix::only(MixOp::SetData), pacing: open_rate, depth: COORD_DEPTH_DEEP },
+    ]
 }
 
 /// The comparison's workloads: write-heavy (`setData`) closed loop at each of `depths`, then
@@ -253,20 +321,27 @@ fn measure_target(
     load::populate(&clients, keyspace)?;
     progress.finish_step();
     progress.start_step(&format!("{}: warm-up {:?}", spec.name(), config.warmup));
-    let warmup = warmup_workload(COORD_DEPTH_DEFAULT.min(depth_max));
+    let warmup = warmup_workload(config.warmup_depth());
     load::run(&clients, keyspace, &warmup, (config.warmup, Duration::ZERO), &pids)?;
     progress.finish_step();
     let mut results = Vec::new();
     for workload in &config.workloads {
-        progress.start_step(&format!("{}: {} {}", spec.name(), workload.mix, workload.label()));
-        results.push(load::run(&clients, keyspace, workload, (COORD_RAMP, config.window), &pids)?);
+        let label = config.workload_label(workload);
+        progress.start_step(&format!("{}: {} {label}", spec.name(), workload.mix));
+        results.push(load::run(&clients, keyspace, workload, (config.ramp, config.window), &pids)?);
         progress.finish_step();
     }
     Ok(results)
 }
 
-fn series_name(op: Op, workload: &Workload, spec: &TargetSpec, suffix_target: bool) -> String {
-    let name = format!("{}/{}", op.name(), workload.label());
+fn series_name(
+    op: Op,
+    config: &CoordConfig,
+    workload: &Workload,
+    spec: &TargetSpec,
+    suffix_target: bool,
+) -> String {
+    let name = format!("{}/{}", op.name(), config.workload_label(workload));
     if suffix_target {
         format!("{name}@{}", spec.name())
     } else {
@@ -296,10 +371,11 @@ fn push_series(
         };
         let params = json!({
             "target": spec.name(), "nodes": spec.nodes(), "sessions": config.sessions,
-            "depth": workload.depth, "value_bytes": config.value_bytes, "loop": loop_name,
+            "depth": workload.depth, "in_flight_max": config.sessions * workload.depth,
+            "value_bytes": config.value_bytes, "loop": loop_name,
             "open_rate_per_s": rate, "mix": workload.mix.to_string(),
         });
-        let name = series_name(op, workload, spec, suffix_target);
+        let name = series_name(op, config, workload, spec, suffix_target);
         let throughput = op_result.count as f64 / window_s;
         let mut series = Series::new(name, spec.target(), Unit::Ops, throughput)
             .with_params(params)
@@ -329,7 +405,7 @@ fn push_ratios(
     let names = format!("{}/{}", config.targets[0].name(), config.targets[1].name());
     for ((workload, a), b) in config.workloads.iter().zip(first).zip(second) {
         let Some(op) = workload_op(workload, a) else { continue };
-        let label = format!("{}/{}", op.name(), workload.label());
+        let label = format!("{}/{}", op.name(), config.workload_label(workload));
         let (a_op, b_op) = (&a.ops[op.index()], &b.ops[op.index()]);
         let ratio = |x: f64, y: f64| (y > 0.0).then(|| x / y);
         if let Pacing::Open { .. } = workload.pacing {
@@ -361,16 +437,33 @@ fn workload_op(workload: &Workload, result: &WorkloadResult) -> Option<Op> {
     Some(op)
 }
 
-/// The compare table of a two-target report: per workload, both targets' throughput,
-/// p50/p99, server CPU per op, and the ratio.
+/// The compare table of a two-target report: a line on the setup, then per workload both
+/// targets' throughput, p50/p99, server CPU per op (summed over the servers), and the
+/// throughput ratio; then every ratio of the report.
 pub fn side_by_side(report: &Report) -> String {
     let targets: Vec<String> = report.params["targets"]
         .as_array()
         .map(|list| list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let [first, second] = targets.as_slice() else { return String::new() };
+    let suffix = format!("@{first}");
+    let pairs: Vec<(&str, &Series, &Series)> = report
+        .series
+        .iter()
+        .filter_map(|a| {
+            let base = a.name.strip_suffix(&suffix)?;
+            Some((base, a, report.series_named(&format!("{base}@{second}"))?))
+        })
+        .collect();
+    let width = pairs.iter().map(|(base, ..)| base.chars().count()).max().unwrap_or(0).max(28);
     let mut text = format!(
-        "{:<28} {:>10} {:>10} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>7} {:>7}\n",
+        "{} server(s) per target, {} sessions spread over them; inflight = sessions x depth; \
+         cpu/op = CPU of all server processes / replies\n",
+        report.params["nodes"], report.params["sessions"]
+    );
+    let _ = writeln!(
+        text,
+        "{:<width$} {:>10} {:>10} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>7} {:>7}",
         "series",
         format!("{first}/s"),
         format!("{second}/s"),
@@ -382,9 +475,7 @@ pub fn side_by_side(report: &Report) -> String {
         "cpu/op",
         "cpu/op"
     );
-    for a in report.series.iter().filter(|s| s.name.ends_with(&format!("@{first}"))) {
-        let base = a.name.trim_end_matches(&format!("@{first}"));
-        let Some(b) = report.series_named(&format!("{base}@{second}")) else { continue };
+    for (base, a, b) in pairs {
         let latency = |s: &Series| s.latency_us.map(|l| (l.p50, l.p99)).unwrap_or((0.0, 0.0));
         let cpu = |s: &Series| s.extra.get("server_cpu_us_per_op").and_then(|v| v.as_f64());
         let cpu_text = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}us"));
@@ -392,13 +483,13 @@ pub fn side_by_side(report: &Report) -> String {
             if b.throughput_per_s > 0.0 { a.throughput_per_s / b.throughput_per_s } else { 0.0 };
         let _ = writeln!(
             text,
-            "{base:<28} {:>10.0} {:>10.0} {ratio:>6.2}x | {:>7.0}us {:>7.0}us | {:>7.0}us {:>7.0}us | {:>7} {:>7}",
+            "{base:<width$} {:>10.0} {:>10.0} {ratio:>6.2}x | {:>7.0}us {:>7.0}us | {:>7.0}us {:>7.0}us | {:>7} {:>7}",
             a.throughput_per_s, b.throughput_per_s, latency(a).0, latency(b).0,
             latency(a).1, latency(b).1, cpu_text(cpu(a)), cpu_text(cpu(b))
         );
     }
     for ratio in &report.ratios {
-        let _ = writeln!(text, "{:<60} {:>8.3}", ratio.name, ratio.value);
+        let _ = writeln!(text, "{:<72} {:>8.3}", ratio.name, ratio.value);
     }
     text
 }
@@ -430,6 +521,39 @@ mod tests {
         config.workloads = workloads;
         assert!(config.validate().is_ok());
         assert_eq!(config.depths(), [1, 128, 1024]);
+    }
+
+    #[test]
+    fn the_suite_runs_the_issues_anchor_rows_on_three_node_ensembles() {
+        let config = CoordConfig::suite(PathBuf::from("zabflow"));
+        assert!(config.validate().is_ok());
+        assert_eq!(config.targets.iter().map(TargetSpec::nodes).collect::<Vec<_>>(), [3, 3]);
+        let labels: Vec<String> = config
+            .workloads
+            .iter()
+            .map(|w| format!("{} {}", w.mix, config.workload_label(w)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "setData 3-node/closed/inflight=1024",
+                "setData 3-node/closed/inflight=128",
+                "getData 3-node/closed/inflight=128",
+                "setData 3-node/open/rate=1000",
+            ]
+        );
+        assert_eq!(config.params()["nodes"], 3);
+        assert_eq!(config.params()["in_flight"], json!([1024, 128]));
+        let mut standalone =
+            CoordConfig::new(vec![TargetSpec::Zookeeper { nodes: 1, install: false }]);
+        assert_eq!(
+            standalone.workload_label(&standalone.workloads[2]),
+            "1-node/closed/inflight=16"
+        );
+        standalone.targets.push(TargetSpec::Zookeeper { nodes: 3, install: false });
+        assert!(standalone.validate().unwrap_err().to_string().contains("as many servers"));
+        standalone.targets = vec![TargetSpec::Zookeeper { nodes: 8, install: false }];
+        assert!(standalone.validate().unwrap_err().to_string().contains("--nodes 8"));
     }
 
     #[test]

@@ -305,7 +305,7 @@ pub fn headlines(entries: &[SuiteEntry], index_path: &Path) -> String {
     for row in rows {
         let _ = writeln!(
             text,
-            "  {:<14} {:<52} {:>8}  goal {:<5} {}",
+            "  {:<14} {:<58} {:>8}  goal {:<5} {}",
             row.scenario,
             row.ratio,
             format_ratio(row.value),
@@ -337,7 +337,8 @@ mod tests {
         for (target, kind, scale) in
             [("zabflow", Target::Zabflow, 1u64), ("zookeeper", Target::Zookeeper, 3)]
         {
-            for workload in ["setData/closed/depth=128", "setData/open/rate=1000"] {
+            for workload in ["setData/3-node/closed/inflight=128", "setData/3-node/open/rate=1000"]
+            {
                 let mut histogram = latency_histogram();
                 for value_ns in 1..5_000u64 {
                     histogram.record(value_ns * 1_000 * scale).unwrap();
@@ -350,9 +351,12 @@ mod tests {
             }
         }
         let names = "zabflow/zookeeper";
-        report.push_ratio(format!("setData/closed/depth=128 throughput {names}"), 3.0);
-        report.push_ratio(format!("setData/open/rate=1000 p99 {names}"), 0.5);
-        report.push_ratio(format!("getData/closed/depth=128 server_cpu_us_per_op {names}"), 0.1);
+        report.push_ratio(format!("setData/3-node/closed/inflight=128 throughput {names}"), 3.0);
+        report.push_ratio(format!("setData/3-node/open/rate=1000 p99 {names}"), 0.5);
+        report.push_ratio(
+            format!("getData/3-node/closed/inflight=128 server_cpu_us_per_op {names}"),
+            0.1,
+        );
         report
     }
 
@@ -375,14 +379,17 @@ mod tests {
         assert_eq!(
             verdicts,
             [
-                ("setData/closed/depth=128 throughput", Verdict::Pass),
-                ("setData/open/rate=1000 p99", Verdict::Fail),
+                ("setData/3-node/closed/inflight=128 throughput", Verdict::Pass),
+                ("setData/3-node/open/rate=1000 p99", Verdict::Fail),
             ]
         );
         let text = render(&entries(), &[], "zabflow bench");
-        assert!(text.contains("| coord | setData/open/rate=1000 p99 | 0.50x | ≤ 1/3 | **FAIL** |"));
+        assert!(text
+            .contains("| coord | setData/3-node/open/rate=1000 p99 | 0.50x | ≤ 1/3 | **FAIL** |"));
         assert!(text.contains("| ring | rtrb-chunked/crossbeam | 14.20x |"), "{text}");
-        assert!(text.contains("| getData/closed/depth=128 server_cpu_us_per_op zabflow/zookeeper"));
+        assert!(text.contains(
+            "| getData/3-node/closed/inflight=128 server_cpu_us_per_op zabflow/zookeeper"
+        ));
         assert!(text.contains("**Failed scenarios: log**") && text.contains("disk full"));
         assert!(text.contains("| rtrb-chunked/16B | Zabflow | 850.0M | items | - | - | - |"));
         assert!(text.contains("server CPU µs/op |") && text.contains(" 6.0 |"), "{text}");
@@ -394,13 +401,18 @@ mod tests {
         let path = write(dir.path(), &entries(), "zabflow bench --quick").unwrap();
         assert_eq!(path, dir.path().join(INDEX_FILE_NAME));
         let text = std::fs::read_to_string(&path).unwrap();
-        for file in ["coord-setData-closed-depth=128.svg", "coord-setData-open-rate=1000.svg"] {
+        for file in [
+            "coord-setData-3-node-closed-inflight=128.svg",
+            "coord-setData-3-node-open-rate=1000.svg",
+        ] {
             let svg = std::fs::read_to_string(dir.path().join(PLOTS_DIR_NAME).join(file)).unwrap();
-            assert!(svg.contains("coord: setData/closed") || svg.contains("coord: setData/open"));
+            assert!(svg.contains("coord: setData/3-node/"), "{file}");
             assert!(text.contains(&format!("({PLOTS_DIR_NAME}/{file})")), "{text}");
         }
         let headlines = headlines(&entries(), &path);
-        assert!(headlines.contains("setData/open/rate=1000 p99") && headlines.contains("FAIL"));
+        assert!(
+            headlines.contains("setData/3-node/open/rate=1000 p99") && headlines.contains("FAIL")
+        );
         assert!(headlines.contains("log FAILED: disk full") && headlines.contains("index: "));
     }
 

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use zabflow_bench::compare;
-use zabflow_bench::constants::REPORTS_DIR_DEFAULT;
+use zabflow_bench::constants::{COORD_DEPTH_DEFAULT, COORD_RAMP_QUICK, REPORTS_DIR_DEFAULT};
 use zabflow_bench::coord::memory::{self, MemoryConfig};
 use zabflow_bench::coord::{self, CoordConfig, Mix, MixOp, Pacing, TargetSpec, Workload};
 use zabflow_bench::index::{self, SuiteEntry};
@@ -51,8 +51,8 @@ pub enum Scenario {
     /// 1 to 64 group-committing appenders, beside the disk's write+fdatasync floor.
     Log(LogArgs),
     /// ZooKeeper-protocol load (sessions, pipelining depth, op mix, open or closed loop)
-    /// against a fresh zabflow node, a fresh Apache ZooKeeper, both (`--compare`), or any
-    /// running ensemble.
+    /// against a fresh zabflow node or ensemble (`--nodes`), a fresh Apache ZooKeeper of as
+    /// many nodes, both (`--compare`), or any running ensemble.
     Coord(CoordArgs),
     /// Resident memory of a fresh zabflow node and a fresh Apache ZooKeeper after loading
     /// the same znodes (1M of 100 B by default) through the coord load generator, and the
@@ -195,8 +195,8 @@ impl LogArgs {
 /// Knobs of `zabflow bench coord`; unset knobs take the scenario's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct CoordArgs {
-    /// Servers to measure: a fresh zabflow node, a fresh Apache ZooKeeper 3.8 (Debian package
-    /// `zookeeper`), or a running ensemble given by `--hosts`.
+    /// Servers to measure: a fresh zabflow node or ensemble, a fresh Apache ZooKeeper 3.8
+    /// (Debian package `zookeeper`) of as many nodes, or a running ensemble given by `--hosts`.
     #[arg(long, value_enum, default_value_t = CoordTarget::Zabflow)]
     target: CoordTarget,
     /// Run zabflow and ZooKeeper back to back with identical settings into one report.
@@ -205,15 +205,19 @@ pub struct CoordArgs {
     /// `host:port,…` of the servers of `--target external`.
     #[arg(long, value_name = "H:P,…")]
     hosts: Option<String>,
-    /// Servers to start (zabflow runs standalone until replication lands).
+    /// Servers to start: 1 (standalone), or an ensemble of 3 or 5 on loopback (free client,
+    /// quorum and election ports; sessions are spread over every server) [default: 1; 3 in
+    /// the suite].
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// Sessions, spread over the servers [default: 16].
     #[arg(long)]
     sessions: Option<usize>,
-    /// Requests in flight per session; a list (`1,128,1024`) runs every closed-loop workload
-    /// once per depth, into one report (open loop takes one depth: its in-flight cap)
-    /// [default: 128].
+    /// Requests in flight per session (series are named by the total, sessions x depth); a
+    /// list (`1,8,64`) runs every closed-loop workload once per depth, into one report (open
+    /// loop takes one depth: its in-flight cap) [default: the anchors: setData at 64
+    /// and 8 per session (1,024 and 128 in flight over 16 sessions) and at 1, getData at 8,
+    /// open-loop setData capped at 64; 8 with --mix or --rate].
     #[arg(long, value_delimiter = ',')]
     depth: Vec<usize>,
     /// Op mix by weight, e.g. `getData=9,setData=1`; ops: getData, setData, create/delete,
@@ -243,7 +247,7 @@ pub struct CoordArgs {
     /// Seed of the sessions' op and key choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The default suite's run (compare, ZooKeeper installed when root, short windows).
+    /// The default suite's run (3-node compare, ZooKeeper installed when root, short windows).
     #[arg(skip)]
     suite: bool,
 }
@@ -264,6 +268,7 @@ impl CoordArgs {
             if self.suite { CoordConfig::suite(exe) } else { CoordConfig::new(self.targets(exe)?) };
         if quick {
             config.warmup = Duration::from_secs(1);
+            config.ramp = COORD_RAMP_QUICK;
             config.window = Duration::from_secs(1);
         }
         config.warmup = self.warmup.unwrap_or(config.warmup);
@@ -279,7 +284,8 @@ impl CoordArgs {
                 None => Mix::only(MixOp::SetData),
             };
             let pacing = self.rate.map_or(Pacing::Closed, |rate_per_s| Pacing::Open { rate_per_s });
-            let depths = if self.depth.is_empty() { vec![128] } else { self.depth.clone() };
+            let depths =
+                if self.depth.is_empty() { vec![COORD_DEPTH_DEFAULT] } else { self.depth.clone() };
             config.workloads = depths
                 .into_iter()
                 .map(|depth| Workload { mix: mix.clone(), pacing, depth })

@@ -1,7 +1,9 @@
 //! `zabflow bench coord` against a fresh zabflow node: a one-second mixed run writes a report
 //! with throughput, latencies and the server's CPU time, and no errors; a depth list makes
-//! one series per depth; an external server is left as it was found, and an unreachable one
-//! fails the run at once. `zabflow bench coord-memory` reports a node's memory after a load.
+//! one series per depth; a quick run against a fresh 3-node ensemble measures every default
+//! workload and stops and removes every node; an external server is left as it was found,
+//! and an unreachable one fails the run at once. `zabflow bench coord-memory` reports a
+//! node's memory after a load.
 
 mod coord;
 
@@ -52,7 +54,8 @@ fn coord_against_a_fresh_zabflow_node_reports_throughput_and_server_cpu() {
     let series = summary["series"].as_array().unwrap();
     let names: Vec<&str> = series.iter().map(|s| s["name"].as_str().unwrap()).collect();
     for op in ["getData", "setData", "create", "delete", "exists", "getChildren", "multi"] {
-        assert!(names.contains(&format!("{op}/closed/depth=16").as_str()), "{op}: {names:?}");
+        let name = format!("{op}/1-node/closed/inflight=64");
+        assert!(names.contains(&name.as_str()), "{op}: {names:?}");
     }
     for series in series {
         let name = &series["name"];
@@ -80,11 +83,48 @@ fn a_depth_list_gives_one_series_per_depth_in_one_report() {
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let summary = summary(&report_dir);
-    assert_eq!(series_names(&summary), ["setData/closed/depth=1", "setData/closed/depth=4"]);
+    assert_eq!(
+        series_names(&summary),
+        ["setData/1-node/closed/inflight=2", "setData/1-node/closed/inflight=8"]
+    );
     assert_eq!(summary["params"]["depths"], serde_json::json!([1, 4]));
+    assert_eq!(summary["params"]["in_flight"], serde_json::json!([2, 8]));
     let refused = bench(&["coord", "--depth", "1,4", "--rate", "100"], &out.path().join("x"));
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("one --depth"));
+}
+
+#[test]
+fn a_quick_run_against_a_fresh_three_node_ensemble_measures_and_cleans_up() {
+    let out = tempfile::tempdir().unwrap();
+    let report_dir = out.path().join("coord");
+    let dir = out.path().to_str().unwrap();
+    let args = ["coord", "--target", "zabflow", "--nodes", "3", "--quick", "--dir", dir];
+    let output = bench(&args, &report_dir);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary = summary(&report_dir);
+    assert_eq!(summary["params"]["nodes"], 3);
+    assert_eq!(
+        series_names(&summary),
+        [
+            "setData/3-node/closed/inflight=1024",
+            "setData/3-node/closed/inflight=128",
+            "setData/3-node/closed/inflight=16",
+            "getData/3-node/closed/inflight=128",
+            "setData/3-node/open/rate=1000",
+        ]
+    );
+    for series in summary["series"].as_array().unwrap() {
+        let name = &series["name"];
+        assert_eq!(series["params"]["nodes"], 3, "{name}");
+        assert_eq!(series["errors_total"], 0, "{name}: {}", series["errors"]);
+        assert!(series["throughput_per_s"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(series["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    // Every node was stopped and the ensemble's data dirs removed.
+    let left: Vec<_> =
+        std::fs::read_dir(out.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("coord")], "{left:?}");
 }
 
 #[test]

@@ -1,15 +1,28 @@
 //! The servers a coord run measures: a fresh zabflow node, a fresh real Apache ZooKeeper, or
 //! an ensemble someone else runs.
 //!
-//! A [`RunningTarget`] owns what it started. A zabflow node is a `zabflow node` child process
-//! in a temp dir (its `zoo.cfg` and `dataDir`); ZooKeeper is the `zabflow-tests` harness's
-//! JVM. Both write their data under the same parent directory (the disk under test), use
-//! `tickTime` [`COORD_TICK_TIME_MS`] and `forceSync=yes`, and are stopped by PID (SIGTERM,
-//! then SIGKILL after [`COORD_SERVER_WAIT`]) with their data dirs removed when the target is
-//! dropped. An external target only records its connect string: it has no PIDs, so its
-//! server CPU is not measured.
+//! A [`RunningTarget`] owns what it started. A zabflow target is one `zabflow node` child
+//! process per server, all in one temp dir; ZooKeeper is the `zabflow-tests` harness's JVMs.
+//! Both lay out an ensemble the same way:
+//!
+//! ```text
+//! <data parent>/zabflow-bench-coord-XXXX/node<N>/zoo.cfg    tickTime, forceSync, server.N
+//! <data parent>/zabflow-bench-coord-XXXX/node<N>/data       dataDir: myid, txn log, snapshots
+//! <data parent>/zabflow-bench-coord-XXXX/node<N>/node.log   the node's stderr
+//! ```
+//!
+//! Every server gets free loopback ports (client, quorum, election), `tickTime`
+//! [`COORD_TICK_TIME_MS`] with ZooKeeper's `initLimit`/`syncLimit`, and `forceSync=yes`; a
+//! target counts as started once every server answers `srvr` with a mode (an ensemble has
+//! elected a leader and every follower has synced with it). Servers are stopped by PID
+//! (SIGTERM to all, then SIGKILL after [`COORD_SERVER_WAIT`]) and their data dirs removed
+//! when the target is dropped; they are spawned with a parent-death signal, so a generator
+//! that dies does not leave them running. An external target only records its connect
+//! string: it has no PIDs, so its server CPU is not measured.
 
-use crate::constants::{COORD_HOST_PROBE_TIMEOUT, COORD_SERVER_WAIT, COORD_TICK_TIME_MS};
+use crate::constants::{
+    COORD_HOST_PROBE_TIMEOUT, COORD_NODES_MAX, COORD_SERVER_WAIT, COORD_TICK_TIME_MS,
+};
 use crate::error::{BenchError, Result};
 use crate::report::Target;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -61,22 +74,18 @@ impl TargetSpec {
     /// Starts the servers (writing data under `data_parent`) and waits until they serve.
     ///
     /// # Errors
-    /// [`BenchError::Target`] when the servers cannot be started, ZooKeeper is not installed
-    /// (with the command that installs it), a zabflow ensemble of more than one node is
-    /// asked for before replication exists, or an external host does not accept connections
-    /// within [`COORD_HOST_PROBE_TIMEOUT`].
+    /// [`BenchError::Param`] for a node count outside `1..=`[`COORD_NODES_MAX`];
+    /// [`BenchError::Target`] when the servers cannot be started or do not all serve within
+    /// [`COORD_SERVER_WAIT`] (with the log tail of one that does not), ZooKeeper is not
+    /// installed (with the command that installs it), or an external host does not accept
+    /// connections within [`COORD_HOST_PROBE_TIMEOUT`].
     pub fn start(&self, data_parent: &Path) -> Result<RunningTarget> {
+        self.validate()?;
         match self {
             TargetSpec::Zabflow { exe, nodes } => {
-                if *nodes != 1 {
-                    return Err(BenchError::Target(format!(
-                        "--nodes {nodes}: zabflow runs standalone (--nodes 1) until the \
-                         replication issue lands; 3- and 5-node runs come with it"
-                    )));
-                }
-                let node = ZabflowNode::start(exe, data_parent)?;
-                let hosts = vec![node.address.to_string()];
-                Ok(RunningTarget { hosts, kept: Kept::Zabflow(vec![node]) })
+                let ensemble = ZabflowEnsemble::start(exe, *nodes, data_parent)?;
+                let hosts = ensemble.nodes.iter().map(|node| node.address.to_string()).collect();
+                Ok(RunningTarget { hosts, kept: Kept::Zabflow(ensemble) })
             }
             TargetSpec::Zookeeper { nodes, install } => {
                 start_zookeeper(*nodes, *install, data_parent)
@@ -86,6 +95,23 @@ impl TargetSpec {
                 Ok(RunningTarget { hosts: hosts.clone(), kept: Kept::External })
             }
         }
+    }
+}
+
+impl TargetSpec {
+    /// Fails for a node count the scenario does not start.
+    ///
+    /// # Errors
+    /// [`BenchError::Param`] for a started target of 0 or more than [`COORD_NODES_MAX`] nodes.
+    pub fn validate(&self) -> Result<()> {
+        let nodes = self.nodes();
+        let started = !matches!(self, TargetSpec::External { .. });
+        if started && !(1..=COORD_NODES_MAX).contains(&nodes) {
+            return Err(BenchError::Param(format!(
+                "--nodes {nodes}: 1 (standalone) or an ensemble of up to {COORD_NODES_MAX}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -99,7 +125,7 @@ pub struct RunningTarget {
 
 #[derive(Debug)]
 enum Kept {
-    Zabflow(Vec<ZabflowNode>),
+    Zabflow(ZabflowEnsemble),
     Zookeeper(Box<RealZooKeeper>),
     External,
 }
@@ -108,7 +134,7 @@ impl RunningTarget {
     /// PIDs of the server processes (none for an external target).
     pub fn pids(&self) -> Vec<u32> {
         match &self.kept {
-            Kept::Zabflow(nodes) => nodes.iter().map(|node| node.child.id()).collect(),
+            Kept::Zabflow(ensemble) => ensemble.nodes.iter().map(|node| node.child.id()).collect(),
             Kept::Zookeeper(zookeeper) => {
                 (0..zookeeper.node_count()).filter_map(|index| zookeeper.pid(index)).collect()
             }
@@ -177,58 +203,131 @@ fn start_zookeeper(nodes: usize, install: bool, data_parent: &Path) -> Result<Ru
     Ok(RunningTarget { hosts, kept: Kept::Zookeeper(Box::new(zookeeper)) })
 }
 
-/// One `zabflow node` child process and its temp dir.
-#[derive(Debug)]
-struct ZabflowNode {
-    child: Child,
-    address: SocketAddr,
-    /// Removed on drop, after the process has exited.
-    dir: tempfile::TempDir,
-}
-
 fn target_error(context: &str, error: impl std::fmt::Display) -> BenchError {
     BenchError::Target(format!("{context}: {error}"))
 }
 
-impl ZabflowNode {
-    fn start(exe: &Path, data_parent: &Path) -> Result<ZabflowNode> {
+/// The `zabflow node` processes of one target and the temp dir that holds their configs and
+/// data. Dropping it stops every node, then removes the dir.
+#[derive(Debug)]
+struct ZabflowEnsemble {
+    /// Dropped (stopped) before `dir` is removed: fields drop in declaration order.
+    nodes: Vec<ZabflowNode>,
+    dir: tempfile::TempDir,
+}
+
+/// One `zabflow node` child process.
+#[derive(Debug)]
+struct ZabflowNode {
+    id: usize,
+    child: Child,
+    address: SocketAddr,
+    /// `node<id>` inside the ensemble's dir.
+    dir: PathBuf,
+}
+
+/// A node's loopback ports.
+#[derive(Debug, Clone, Copy)]
+struct NodePorts {
+    client: u16,
+    quorum: u16,
+    election: u16,
+}
+
+impl ZabflowEnsemble {
+    /// Writes `nodes` configs under a new temp dir in `data_parent`, starts every node and
+    /// waits until each serves.
+    fn start(exe: &Path, nodes: usize, data_parent: &Path) -> Result<ZabflowEnsemble> {
         let dir = tempfile::Builder::new()
             .prefix("zabflow-bench-coord-")
             .tempdir_in(data_parent)
             .map_err(|error| BenchError::io(data_parent, error))?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).map_err(|error| BenchError::io(&data, error))?;
-        let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let config = format!(
-            "tickTime={COORD_TICK_TIME_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
-             clientPort={}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
-             4lw.commands.whitelist=*\nextendedTypesEnabled=true\nforceSync=yes\n",
-            data.display(),
-            address.port()
-        );
-        let config_path = dir.path().join("zoo.cfg");
-        std::fs::write(&config_path, config)
-            .map_err(|error| BenchError::io(&config_path, error))?;
-        std::fs::write(data.join("myid"), "1\n").map_err(|error| BenchError::io(&data, error))?;
-        let log_path = dir.path().join("node.log");
+        let ports: Vec<NodePorts> = free_ports(nodes * 3)?
+            .chunks_exact(3)
+            .map(|p| NodePorts { client: p[0], quorum: p[1], election: p[2] })
+            .collect();
+        let servers = server_lines(&ports);
+        let mut ensemble = ZabflowEnsemble { nodes: Vec::with_capacity(nodes), dir };
+        for (index, node_ports) in ports.iter().enumerate() {
+            let node_dir = ensemble.dir.path().join(format!("node{}", index + 1));
+            write_node_files(&node_dir, index + 1, node_ports.client, &servers)?;
+            ensemble.nodes.push(ZabflowNode::spawn(exe, index + 1, node_ports.client, node_dir)?);
+        }
+        let deadline = Instant::now() + COORD_SERVER_WAIT;
+        for node in &mut ensemble.nodes {
+            node.wait_until_serving(deadline)?;
+        }
+        Ok(ensemble)
+    }
+}
+
+impl Drop for ZabflowEnsemble {
+    fn drop(&mut self) {
+        // SIGTERM to every node first, so they stop in parallel rather than one by one
+        // (a follower whose leader is gone would otherwise elect until it is told to stop).
+        for node in &mut self.nodes {
+            node.signal(libc::SIGTERM);
+        }
+        let deadline = Instant::now() + COORD_SERVER_WAIT;
+        for node in &mut self.nodes {
+            node.wait_or_kill(deadline);
+        }
+    }
+}
+
+/// `server.N=127.0.0.1:QUORUM:ELECTION` lines for an ensemble, nothing for one node.
+fn server_lines(ports: &[NodePorts]) -> String {
+    if ports.len() == 1 {
+        return String::new();
+    }
+    let lines = ports
+        .iter()
+        .enumerate()
+        .map(|(index, p)| format!("server.{}=127.0.0.1:{}:{}\n", index + 1, p.quorum, p.election));
+    lines.collect()
+}
+
+/// `node_dir/zoo.cfg` (ZooKeeper's comparison settings, `forceSync=yes`, `servers`) and
+/// `node_dir/data/myid`.
+fn write_node_files(node_dir: &Path, id: usize, client_port: u16, servers: &str) -> Result<()> {
+    let data = node_dir.join("data");
+    std::fs::create_dir_all(&data).map_err(|error| BenchError::io(&data, error))?;
+    let config = format!(
+        "tickTime={COORD_TICK_TIME_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
+         clientPort={client_port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+         4lw.commands.whitelist=*\nextendedTypesEnabled=true\nforceSync=yes\n{servers}",
+        data.display(),
+    );
+    let config_path = node_dir.join("zoo.cfg");
+    std::fs::write(&config_path, config).map_err(|error| BenchError::io(&config_path, error))?;
+    let myid = data.join("myid");
+    std::fs::write(&myid, format!("{id}\n")).map_err(|error| BenchError::io(&myid, error))
+}
+
+impl ZabflowNode {
+    /// Starts `zabflow node` on `node_dir/zoo.cfg`, its stderr into `node_dir/node.log`.
+    fn spawn(exe: &Path, id: usize, client_port: u16, node_dir: PathBuf) -> Result<ZabflowNode> {
+        let log_path = node_dir.join("node.log");
         let log = std::fs::File::create(&log_path).map_err(|e| BenchError::io(&log_path, e))?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["node", "--config"])
-            .arg(&config_path)
+            .arg(node_dir.join("zoo.cfg"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
+            .stderr(log);
+        let child = real_zookeeper::spawn_tied_to_process(command)
             .map_err(|error| target_error(&format!("cannot start {}", exe.display()), error))?;
-        let mut node = ZabflowNode { child, address, dir };
-        node.wait_until_serving()?;
-        Ok(node)
+        let address = SocketAddr::from(([127, 0, 0, 1], client_port));
+        Ok(ZabflowNode { id, child, address, dir: node_dir })
     }
 
-    fn wait_until_serving(&mut self) -> Result<()> {
-        let deadline = Instant::now() + COORD_SERVER_WAIT;
+    /// Waits until the node answers `srvr` with a mode: standalone, or leader or follower
+    /// of an ensemble that has a leader (an electing node answers that it is not serving).
+    fn wait_until_serving(&mut self, deadline: Instant) -> Result<()> {
         while Instant::now() < deadline {
-            if four_letter_word(self.address, "ruok").is_ok_and(|reply| reply == "imok") {
+            let srvr = four_letter_word(self.address, "srvr").unwrap_or_default();
+            if srvr.contains("Mode: ") {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -236,23 +335,33 @@ impl ZabflowNode {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(self.start_failure("did not answer ruok"))
+        Err(self.start_failure(&format!("did not serve within {COORD_SERVER_WAIT:?}")))
     }
 
     fn start_failure(&self, what: &str) -> BenchError {
-        let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        BenchError::Target(format!("zabflow node on {} {what}:\n{}", self.address, tail.join("\n")))
+        BenchError::Target(format!(
+            "zabflow node {} on {} {what}:\n{}",
+            self.id,
+            self.address,
+            tail.join("\n")
+        ))
     }
-}
 
-impl Drop for ZabflowNode {
-    fn drop(&mut self) {
+    /// Sends `signal` unless the node has been reaped already (its PID may name another
+    /// process by then).
+    fn signal(&mut self, signal: libc::c_int) {
         let Ok(pid) = libc::pid_t::try_from(self.child.id()) else { return };
-        // SAFETY: `pid` is our own child, not yet reaped, so it names this process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + COORD_SERVER_WAIT;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: `pid` is our own child, not yet reaped, so it names this process.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    /// Reaps the node, SIGKILLing it if it is still running at `deadline`.
+    fn wait_or_kill(&mut self, deadline: Instant) {
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
@@ -264,12 +373,21 @@ impl Drop for ZabflowNode {
     }
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
+/// `count` distinct loopback ports that were free a moment ago (all bound at once, so no
+/// two are the same, then released).
+fn free_ports(count: usize) -> Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<_>>()
         .map_err(|error| target_error("cannot find a free port", error))?;
-    let port = listener.local_addr().map_err(|e| target_error("cannot find a free port", e))?;
-    Ok(port.port())
+    let ports = listeners.iter().map(|listener| listener.local_addr().map(|a| a.port()));
+    ports.collect::<std::io::Result<_>>().map_err(|e| target_error("cannot find a free port", e))
+}
+
+/// A loopback port that was free a moment ago.
+#[cfg(test)]
+fn free_port() -> Result<u16> {
+    Ok(free_ports(1)?[0])
 }
 
 #[cfg(test)]
