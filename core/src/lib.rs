@@ -10,5 +10,6 @@ pub mod coordinator;
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod records;
 
 pub use error::Error;
