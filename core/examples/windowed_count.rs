@@ -27,6 +27,7 @@ fn main() -> Result<(), zabflow_core::Error> {
         out_of_orderness: 500,      // timestamps may lag the newest by up to 500 ms
         rate_per_second: None,      // as fast as the shards pull
         skew: 0.0,                  // uniform keys
+        pace_from: None,
     };
     let shards = std::thread::available_parallelism().map_or(1, |cores| cores.get().min(4));
     let output = Job::new(JobConfig::new(shards))

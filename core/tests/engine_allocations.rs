@@ -49,6 +49,7 @@ fn allocations_of_job<W: WindowSpec>(events: u64, windows: W) -> u64 {
         events_per_second: 100_000,
         out_of_orderness: 100,
         rate_per_second: None,
+        pace_from: None,
         skew: 0.0,
     };
     let before = ALLOCATIONS.load(Ordering::Relaxed);

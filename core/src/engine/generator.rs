@@ -75,6 +75,10 @@ pub struct GeneratorConfig {
     pub out_of_orderness: u64,
     /// Wall-clock pace of the whole job in events per second; `None` runs flat out.
     pub rate_per_second: Option<u64>,
+    /// With a pace: the instant event 0 is due, shared by every partition (so event `i` is
+    /// due at `pace_from + i / rate`); `None` starts each partition's clock at its first
+    /// pull. A benchmark sets it to measure latency from each event's due time.
+    pub pace_from: Option<Instant>,
 }
 
 impl Default for GeneratorConfig {
@@ -89,6 +93,7 @@ impl Default for GeneratorConfig {
             events_per_second: 100_000,
             out_of_orderness: 100,
             rate_per_second: None,
+            pace_from: None,
         }
     }
 }
@@ -218,8 +223,9 @@ impl<R: GeneratedRecord> Generator<R> {
     /// The first index the pace does not yet allow (the end of input when unpaced).
     fn allowed_end(&mut self) -> u64 {
         let Some(rate) = self.config.rate_per_second else { return self.config.events };
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let due = started.elapsed().as_secs_f64() * rate as f64;
+        let origin = self.config.pace_from;
+        let started = *self.started.get_or_insert_with(|| origin.unwrap_or_else(Instant::now));
+        let due = Instant::now().saturating_duration_since(started).as_secs_f64() * rate as f64;
         (due as u64).min(self.config.events)
     }
 }

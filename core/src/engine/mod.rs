@@ -16,12 +16,18 @@
 //! a shard that cannot push stops pulling its source but keeps draining its inputs, so
 //! bounded rings give backpressure without deadlock. Users see only [`job`]'s builder.
 //!
-//! Built so far: tumbling windows, count/sum/min/max/avg and user aggregates, late-record
-//! counting, a seeded generator and in-memory sources, collecting and counting sinks.
+//! Windows are tumbling, sliding or session ([`window`]), in event or processing time,
+//! folded incrementally or handed whole to a process function ([`window_function`]), with
+//! allowed lateness and a late side output; custom keyed operators keep keyed state per
+//! key group ([`keyed_process`], [`keyed_state`]). Sources: a seeded generator, in-memory
+//! records, text files, the segmented log; sinks: collect, count, CSV / JSON-lines files,
+//! stdout, the segmented log ([`file_sink`], [`log_connector`]). Live numbers: [`metrics`].
 
 pub mod aggregate;
 pub mod aligned_windows;
 pub mod chain;
+pub mod constants;
+pub mod file_sink;
 pub mod filter;
 pub mod flat_map;
 pub mod generator;
@@ -31,30 +37,37 @@ pub mod job;
 pub mod key_group;
 pub mod keyed_process;
 pub mod keyed_state;
+pub mod log_connector;
 pub mod map;
 pub mod mesh;
 pub mod metrics;
 pub mod operator;
+pub mod row;
 mod runtime;
 pub mod session_windows;
 pub mod shard;
 pub mod sink;
 pub mod source;
+pub mod text_source;
 pub mod window;
 pub mod window_function;
 
 pub use aggregate::{Aggregate, Avg, Count, Max, Min, Sum};
+pub use file_sink::{FileSink, FileSinkReport, StdoutSink};
 pub use flat_map::Emitter;
-pub use generator::{Event, Generator, GeneratorConfig};
+pub use generator::{Event, GeneratedRecord, Generator, GeneratorConfig, Padded};
 pub use item::{Item, Stamped};
 pub use job::{Job, JobConfig, JobOutput};
 pub use keyed_process::KeyedProcessFunction;
 pub use keyed_state::{KeyScope, MapState, ValueState};
+pub use log_connector::{LogPartitions, LogRecord, LogSink, LogSinkReport, LogSource};
 pub use mesh::{ChannelConsumer, ChannelProducer, Exchange, RtrbExchange};
 pub use metrics::{JobMetrics, MetricsSnapshot, ShardMetrics};
 pub use operator::KeyedOperator;
+pub use row::{Field, Row, RowFormat, RowWriter};
 pub use shard::ShardStats;
 pub use sink::{CollectSink, CountingSink, Sink};
 pub use source::{Partition, Source, SourceStatus, VecSource};
+pub use text_source::{TextFile, TextSource};
 pub use window::{Session, Sliding, TimeDomain, Tumbling, Window, WindowResult, WindowSpec};
 pub use window_function::WindowFunction;

@@ -1,0 +1,267 @@
+//! The segmented log as a source and a sink: one log per partition, a directory each.
+//!
+//! ```text
+//! <dir>/partition-<i>/      a zabflow_core::log directory (segments, LOCK)
+//! payload = encode(record)  (the record's LogRecord encoding, fixed-width little endian)
+//! ```
+//!
+//! A [`LogSink`] on shard `i` appends to `<dir>/partition-<i>`: records are encoded into a
+//! reused buffer and appended in batches ([`LOG_SINK_BATCH_RECORDS`] records or
+//! [`LOG_SINK_BATCH_BYTES`] bytes, one write submission each), buffered, and synced once in
+//! `finish`, which returns the first error if any. A [`LogSource`] reads the records of
+//! `Stamped<T>` back (the event timestamp travels in the payload): partition `j` of the log
+//! directory goes to shard `j mod shards`, so a log written by N shards is read by N shards
+//! one partition each, as the design asks. The source reads what the logs hold when the
+//! job starts and then ends (a bounded source).
+
+use super::constants::{LOG_SINK_BATCH_BYTES, LOG_SINK_BATCH_RECORDS};
+use super::generator::Event;
+use super::item::Stamped;
+use super::sink::Sink;
+use super::source::{Partition, Source, SourceStatus};
+use super::window::WindowResult;
+use crate::log::{Durability, Log, LogIter, LogOptions, LogReader};
+use crate::Error;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// A record with a binary encoding for the log.
+pub trait LogRecord: Sized {
+    /// Appends the encoding.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads one value from the front of `bytes`, advancing it; `None` if too short.
+    fn decode(bytes: &mut &[u8]) -> Option<Self>;
+}
+
+macro_rules! fixed_width_record {
+    ($($type:ty),*) => {$(
+        impl LogRecord for $type {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn decode(bytes: &mut &[u8]) -> Option<Self> {
+                let (head, rest) = bytes.split_first_chunk()?;
+                *bytes = rest;
+                Some(<$type>::from_le_bytes(*head))
+            }
+        }
+    )*};
+}
+
+fixed_width_record!(u32, u64, i64, f64);
+
+impl LogRecord for Event {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.key.encode(out);
+        self.value.encode(out);
+    }
+    fn decode(bytes: &mut &[u8]) -> Option<Self> {
+        Some(Event { key: u64::decode(bytes)?, value: u64::decode(bytes)? })
+    }
+}
+
+impl<T: LogRecord> LogRecord for Stamped<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.timestamp.encode(out);
+        self.record.encode(out);
+    }
+    fn decode(bytes: &mut &[u8]) -> Option<Self> {
+        Some(Stamped { timestamp: u64::decode(bytes)?, record: T::decode(bytes)? })
+    }
+}
+
+impl<K: LogRecord, V: LogRecord> LogRecord for WindowResult<K, V> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.key.encode(out);
+        self.window_start.encode(out);
+        self.window_end.encode(out);
+        self.value.encode(out);
+    }
+    fn decode(bytes: &mut &[u8]) -> Option<Self> {
+        Some(WindowResult {
+            key: K::decode(bytes)?,
+            window_start: u64::decode(bytes)?,
+            window_end: u64::decode(bytes)?,
+            value: V::decode(bytes)?,
+        })
+    }
+}
+
+/// The directory of partition `index` under `dir`.
+pub fn partition_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("partition-{index}"))
+}
+
+/// What a log sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSinkReport {
+    pub dir: PathBuf,
+    pub records: u64,
+}
+
+/// Appends a shard's records to its partition's log.
+pub struct LogSink<R> {
+    dir: PathBuf,
+    log: Result<Log, Error>,
+    buffer: Vec<u8>,
+    /// End offset in `buffer` of each pending record.
+    ends: Vec<usize>,
+    records: u64,
+    record: PhantomData<fn(&R)>,
+}
+
+impl<R: LogRecord> LogSink<R> {
+    /// The sink of shard `shard`: opens (or creates) `<dir>/partition-<shard>` with
+    /// buffered appends. An error opening it is reported by `finish`.
+    pub fn open(dir: &Path, shard: usize) -> LogSink<R> {
+        let dir = partition_dir(dir, shard);
+        let options = LogOptions { durability: Durability::Buffered, ..LogOptions::default() };
+        LogSink {
+            log: Log::open(&dir, options),
+            dir,
+            buffer: Vec::with_capacity(LOG_SINK_BATCH_BYTES),
+            ends: Vec::with_capacity(LOG_SINK_BATCH_RECORDS),
+            records: 0,
+            record: PhantomData,
+        }
+    }
+
+    fn append_pending(&mut self) {
+        if self.ends.is_empty() {
+            return;
+        }
+        if let Ok(log) = &mut self.log {
+            let mut start = 0;
+            let batch: Vec<&[u8]> = self
+                .ends
+                .iter()
+                .map(|&end| {
+                    let payload = &self.buffer[start..end];
+                    start = end;
+                    payload
+                })
+                .collect();
+            if let Err(error) = log.append(&batch) {
+                self.log = Err(error);
+            }
+        }
+        self.buffer.clear();
+        self.ends.clear();
+    }
+}
+
+impl<R: LogRecord + Send + 'static> Sink<R> for LogSink<R> {
+    type Output = Result<LogSinkReport, Error>;
+
+    fn write(&mut self, record: &R) {
+        record.encode(&mut self.buffer);
+        self.ends.push(self.buffer.len());
+        self.records += 1;
+        if self.ends.len() >= LOG_SINK_BATCH_RECORDS || self.buffer.len() >= LOG_SINK_BATCH_BYTES {
+            self.append_pending();
+        }
+    }
+
+    fn finish(mut self) -> Result<LogSinkReport, Error> {
+        self.append_pending();
+        let mut log = self.log?;
+        log.sync()?;
+        Ok(LogSinkReport { dir: self.dir, records: self.records })
+    }
+}
+
+/// The partitioned logs under one directory, opened for reading.
+#[derive(Clone)]
+pub struct LogPartitions {
+    readers: Vec<LogReader>,
+}
+
+impl LogPartitions {
+    /// Opens `<dir>/partition-0`, `partition-1`, … (as many as exist, at least one).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] if `dir` holds no partition; what `Log::open` returns for
+    /// a partition that cannot be opened (locked by a writer, corrupt).
+    pub fn open(dir: &Path) -> Result<LogPartitions, Error> {
+        let mut readers = Vec::new();
+        while partition_dir(dir, readers.len()).is_dir() {
+            let path = partition_dir(dir, readers.len());
+            let options = LogOptions { durability: Durability::Buffered, ..LogOptions::default() };
+            readers.push(Log::open(&path, options)?.reader());
+        }
+        if readers.is_empty() {
+            let message = format!("{} holds no partition-0 directory", dir.display());
+            return Err(Error::InvalidOptions(message));
+        }
+        Ok(LogPartitions { readers })
+    }
+
+    /// Partitions found.
+    pub fn count(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// The source of shard `partition.index`: the partitions `j` with
+    /// `j mod partition.count == partition.index`, one after the other.
+    pub fn source<T: LogRecord>(
+        &self,
+        partition: Partition,
+        out_of_orderness: u64,
+    ) -> LogSource<T> {
+        let readers = (partition.index..self.readers.len())
+            .step_by(partition.count)
+            .map(|index| (index, self.readers[index].clone()))
+            .collect();
+        LogSource { readers, next_reader: 0, current: None, out_of_orderness, record: PhantomData }
+    }
+}
+
+/// One shard's partitions of a log directory, read as `Stamped<T>` records.
+pub struct LogSource<T> {
+    /// The shard's partitions: (partition number, reader), read in order.
+    readers: Vec<(usize, LogReader)>,
+    next_reader: usize,
+    current: Option<(usize, LogIter)>,
+    out_of_orderness: u64,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
+    type Record = T;
+
+    /// # Panics
+    /// If a record fails its CRC or does not decode as `Stamped<T>` (the job stops with an
+    /// error naming the source).
+    fn pull(&mut self, out: &mut Vec<Stamped<T>>, max: usize) -> SourceStatus {
+        while out.len() < max {
+            let Some((partition, iter)) = &mut self.current else {
+                let Some((partition, reader)) = self.readers.get(self.next_reader) else {
+                    return SourceStatus::Exhausted;
+                };
+                let iter = reader.iter_from(reader.first_offset()).expect("the first offset");
+                self.current = Some((*partition, iter));
+                self.next_reader += 1;
+                continue;
+            };
+            match iter.next() {
+                Some(Ok(record)) => {
+                    let mut bytes: &[u8] = &record;
+                    let Some(stamped) = Stamped::<T>::decode(&mut bytes) else {
+                        panic!(
+                            "record {} of log partition {partition} does not decode",
+                            record.offset()
+                        )
+                    };
+                    out.push(stamped);
+                }
+                Some(Err(error)) => panic!("reading log partition {partition}: {error}"),
+                None => self.current = None,
+            }
+        }
+        SourceStatus::Active
+    }
+
+    fn out_of_orderness(&self) -> u64 {
+        self.out_of_orderness
+    }
+}
