@@ -362,12 +362,16 @@ fn strangers_garbage_and_bad_hellos_are_refused_without_disturbing_the_mesh() {
         assert!(!summary(&node.log).contains("Disconnected"), "{}", summary(&node.log));
     }
     nodes[0].transport.send(3, Message::LeaderInfo { epoch: 4 });
-    nodes[2].transport.send(1, Message::AckEpoch { current_epoch: 3, last_zxid: 9 });
+    let ack = Message::AckEpoch { current_epoch: 3, last_zxid: 9, counts: true };
+    nodes[2].transport.send(1, ack);
     nodes[2].wait("LeaderInfo", |log| {
         log.contains(&PeerEvent::Received(1, Message::LeaderInfo { epoch: 4 }))
     });
     nodes[0].wait("AckEpoch", |log| {
-        log.contains(&PeerEvent::Received(3, Message::AckEpoch { current_epoch: 3, last_zxid: 9 }))
+        log.contains(&PeerEvent::Received(
+            3,
+            Message::AckEpoch { current_epoch: 3, last_zxid: 9, counts: true },
+        ))
     });
 }
 

@@ -71,8 +71,9 @@ struct Election {
 enum LearnerStage {
     /// FollowerInfo received; LeaderInfo sent once the epoch is known.
     Info { accepted_epoch: u32, last_zxid: Zxid },
-    /// AckEpoch received; synced once the leader syncs.
-    EpochAcked { current_epoch: u32, last_zxid: Zxid },
+    /// AckEpoch received; synced once the leader syncs. `counts`: towards the epoch's
+    /// quorum (a server acks each epoch once).
+    EpochAcked { current_epoch: u32, last_zxid: Zxid, counts: bool },
     /// Sync and NewLeader sent; in the forwarding set.
     Syncing,
     /// AckNewLeader received (UpToDate sent once established).
@@ -798,7 +799,8 @@ impl Zab {
                 }
                 follower.stage = FollowerStage::AwaitSync;
                 let role = Role::Syncing { leader, epoch };
-                if epoch > self.accepted_epoch {
+                let counts = epoch > self.accepted_epoch;
+                if counts {
                     self.accepted_epoch = epoch;
                     out.push(Action::PersistEpochs {
                         accepted: epoch,
@@ -809,6 +811,7 @@ impl Zab {
                 let message = Message::AckEpoch {
                     current_epoch: self.current_epoch,
                     last_zxid: self.log_last(),
+                    counts,
                 };
                 out.push(Action::Send { to: leader, message });
             }
@@ -938,6 +941,12 @@ impl Zab {
                         leader.forget(from);
                     }
                 }
+                if leader.established && leader.epoch.is_some_and(|epoch| accepted_epoch > epoch) {
+                    // It accepted a later epoch from a leader that never established: it
+                    // can never follow this epoch, so elect again (a new epoch above all).
+                    self.look(out);
+                    return;
+                }
                 let stage = LearnerStage::Info { accepted_epoch, last_zxid };
                 leader.learners.insert(from, Learner { stage, acked: 0, heard_ms: now });
                 if let Some(epoch) = leader.epoch {
@@ -946,12 +955,12 @@ impl Zab {
                     self.leader_discovery_progress(out);
                 }
             }
-            Message::AckEpoch { current_epoch, last_zxid } => {
+            Message::AckEpoch { current_epoch, last_zxid, counts } => {
                 let Some(learner) = leader.learners.get_mut(&from) else { return };
                 if !matches!(learner.stage, LearnerStage::Info { .. }) || leader.epoch.is_none() {
                     return;
                 }
-                learner.stage = LearnerStage::EpochAcked { current_epoch, last_zxid };
+                learner.stage = LearnerStage::EpochAcked { current_epoch, last_zxid, counts };
                 if leader.syncing {
                     self.sync_learner(from, out);
                 } else {
@@ -1042,31 +1051,30 @@ impl Zab {
         let last = self.log_last();
         let own = (self.current_epoch, last);
         let Phase::Leading(leader) = &mut self.phase else { return };
-        let Some(epoch) = leader.epoch else { return };
-        if leader.syncing {
+        if leader.epoch.is_none() || leader.syncing {
             return;
         }
-        let acked: Vec<(ServerId, (u32, Zxid))> = leader
+        let acked: Vec<(ServerId, (u32, Zxid), bool)> = leader
             .learners
             .iter()
             .filter_map(|(&id, learner)| match learner.stage {
-                LearnerStage::EpochAcked { current_epoch, last_zxid } => {
-                    Some((id, (current_epoch, last_zxid)))
+                LearnerStage::EpochAcked { current_epoch, last_zxid, counts } => {
+                    Some((id, (current_epoch, last_zxid), counts))
                 }
                 _ => None,
             })
             .collect();
-        if acked.len() + 1 < quorum {
+        if acked.iter().filter(|&&(_, _, counts)| counts).count() + 1 < quorum {
             return;
         }
-        if acked.iter().any(|&(_, theirs)| theirs > own) {
+        if acked.iter().any(|&(_, theirs, _)| theirs > own) {
             // A follower holds a later history than this leader: elect again.
             self.look(out);
             return;
         }
         leader.syncing = true;
         leader.newleader_zxid = last;
-        for (id, _) in acked {
+        for (id, _, _) in acked {
             self.sync_learner(id, out);
         }
         self.leader_establish(out);

@@ -132,7 +132,10 @@ pub enum Message {
     /// Discovery: the epoch the leader proposes.
     LeaderInfo { epoch: u32 },
     /// Discovery: the follower accepted the epoch; its current epoch and last zxid.
-    AckEpoch { current_epoch: u32, last_zxid: Zxid },
+    /// `counts` is false when the follower had already accepted this epoch (from any
+    /// leader, maybe before a restart): Zab lets a server ack an epoch once, so the leader
+    /// may sync it but must not count it towards the epoch's quorum (ZooKeeper's -1 ack).
+    AckEpoch { current_epoch: u32, last_zxid: Zxid, counts: bool },
     /// Sync: how to fix the follower's log, then the entries it lacks (committed ones and the
     /// leader's outstanding proposals), all before NEWLEADER.
     Sync { mode: SyncMode, entries: Vec<Entry> },

@@ -14,7 +14,7 @@
 //!                    ; state = 0 looking | 1 following | 2 leading
 //!    2 FollowerInfo  accepted_epoch:u32 last_zxid:i64
 //!    3 LeaderInfo    epoch:u32
-//!    4 AckEpoch      current_epoch:u32 last_zxid:i64
+//!    4 AckEpoch      current_epoch:u32 last_zxid:i64 counts:u8(0|1)
 //!    5 Sync          mode entries
 //!    6 NewLeader     epoch:u32 zxid:i64
 //!    7 AckNewLeader  zxid:i64
@@ -207,10 +207,14 @@ fn write_message(message: &Message, out: &mut Vec<u8>) {
             out.push(state_code(vote.state));
         }
         Message::FollowerInfo { accepted_epoch: epoch, last_zxid: zxid }
-        | Message::AckEpoch { current_epoch: epoch, last_zxid: zxid }
         | Message::NewLeader { epoch, zxid } => {
             put_u32(out, *epoch);
             put_i64(out, *zxid);
+        }
+        Message::AckEpoch { current_epoch, last_zxid, counts } => {
+            put_u32(out, *current_epoch);
+            put_i64(out, *last_zxid);
+            out.push(u8::from(*counts));
         }
         Message::LeaderInfo { epoch } => put_u32(out, *epoch),
         Message::Sync { mode, entries } => {
@@ -378,7 +382,15 @@ fn read_message(reader: &mut Reader<'_>) -> Result<Message, WireError> {
         1 => Message::Vote(read_vote(reader)?),
         2 => Message::FollowerInfo { accepted_epoch: reader.u32()?, last_zxid: reader.zxid()? },
         3 => Message::LeaderInfo { epoch: reader.u32()? },
-        4 => Message::AckEpoch { current_epoch: reader.u32()?, last_zxid: reader.zxid()? },
+        4 => Message::AckEpoch {
+            current_epoch: reader.u32()?,
+            last_zxid: reader.zxid()?,
+            counts: match reader.u8()? {
+                0 => false,
+                1 => true,
+                value => return Err(WireError::UnknownValue { field: "AckEpoch counts", value }),
+            },
+        },
         5 => Message::Sync { mode: read_sync_mode(reader)?, entries: read_entries(reader)? },
         6 => Message::NewLeader { epoch: reader.u32()?, zxid: reader.zxid()? },
         7 => Message::AckNewLeader { zxid: reader.zxid()? },
@@ -621,9 +633,13 @@ mod tests {
                 Message::FollowerInfo { accepted_epoch, last_zxid }
             }),
             any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
-            (any::<u32>(), any::<i64>()).prop_map(|(current_epoch, last_zxid)| {
-                Message::AckEpoch { current_epoch, last_zxid }
-            }),
+            (any::<u32>(), any::<i64>(), any::<bool>()).prop_map(
+                |(current_epoch, last_zxid, counts)| Message::AckEpoch {
+                    current_epoch,
+                    last_zxid,
+                    counts
+                }
+            ),
             (sync_mode(), entries()).prop_map(|(mode, entries)| Message::Sync { mode, entries }),
             (any::<u32>(), any::<i64>())
                 .prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
