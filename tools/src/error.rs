@@ -20,6 +20,12 @@ pub enum ToolError {
     /// A `zabflow cli` session could not start, or one of its commands failed.
     #[error("cli: {0}")]
     Cli(String),
+    /// A `zabflow log` command failed (bad arguments, I/O, or a damaged log).
+    #[error("log: {0}")]
+    Log(String),
+    /// The segmented log failed (open, append, sync).
+    #[error(transparent)]
+    Core(#[from] zabflow_core::Error),
     /// Standard output could not be written (other than a closed pipe, which is fine).
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),

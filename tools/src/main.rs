@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod error;
+mod log;
 mod node;
 mod report;
 mod sim;
@@ -39,6 +40,9 @@ enum Command {
     /// Read, tabulate and compare benchmark reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Generate a deterministic input log, or print or verify a log.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Run the deterministic simulation of Zab ensembles over many seeds, or replay one.
     Sim(sim::SimArgs),
 }
@@ -62,6 +66,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Cluster(command) => cluster::run(command),
         Command::Cli(args) => cli::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Log(command) => log::run(command),
     }
 }
 
