@@ -13,9 +13,11 @@
 //! ```
 //!
 //! All numbers are jute's big-endian. Nodes come parents first (a depth-first walk from
-//! `/`), so loading inserts each under a parent already there. `log_offset` is the txn
-//! log offset after the last txn the snapshot holds: replay starts there, and purge may cut
-//! the log below the oldest snapshot kept.
+//! `/`), so loading inserts each under a parent already there. Each node carries its whole
+//! ACL list (ZooKeeper instead writes its ACL cache once and an id per node); the tree's
+//! shared lists ([`crate::acl::AclCache`]) are rebuilt as the nodes load, so their ids never
+//! reach the disk. `log_offset` is the txn log offset after the last txn the snapshot
+//! holds: replay starts there, and purge may cut the log below the oldest snapshot kept.
 //!
 //! A snapshot is written to `snapshot.<zxid>.tmp`, fsynced, renamed into place and the
 //! directory fsynced, so a crash leaves either no file or a whole one; the CRC catches a
@@ -268,6 +270,25 @@ mod tests {
         assert_eq!(snapshot.sessions, vec![(7, 4000)]);
         assert_eq!(snapshot.tree.digest(), tree.digest());
         assert_eq!(snapshot.tree.ephemerals(7), vec!["/c".to_owned()]);
+    }
+
+    #[test]
+    fn loading_shares_acl_lists_again() {
+        let mut tree = tree_with_nodes();
+        let alice = ACL {
+            perms: 31,
+            id: zabflow_net::jute::Id { scheme: "digest".into(), id: "alice:x=".into() },
+        };
+        let set =
+            crate::txn::SetACLTxn { path: "/a/b".into(), acl: vec![alice.clone()], version: 1 };
+        let header = TxnHeader { client_id: 7, cxid: 0, zxid: 4, time_ms: 5, txn_type: 7 };
+        assert_eq!(tree.apply(&header, &Txn::SetAcl(set)).result.err, 0);
+        let loaded = deserialize(&serialize(&tree, &[], 4)).unwrap().tree;
+        assert_eq!(loaded.digest(), tree.digest());
+        assert_eq!(loaded.node("/a/b").unwrap().acl(), &[alice][..]);
+        assert_eq!(loaded.acls().len(), 3, "open, read-only, alice's");
+        let open = loaded.node("/a").unwrap().node().acl_id();
+        assert_eq!(loaded.acls().references(open), 5, "/, /zookeeper, quota, /a, /c");
     }
 
     #[test]
