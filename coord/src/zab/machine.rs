@@ -701,7 +701,7 @@ impl Zab {
             let agreeing = election
                 .settled
                 .values()
-                .filter(|(b, _, _)| b.leader == ballot.leader && b.peer_epoch == ballot.peer_epoch)
+                .filter(|(b, _, _)| b.leader == ballot.leader)
                 .count();
             if agreeing + 1 >= self.config.quorum() {
                 return Some((ballot, round));
