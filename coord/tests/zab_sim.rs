@@ -60,13 +60,18 @@ fn ten_thousand_seeds_keep_every_invariant() {
     assert!(totals.syncs > 0 && totals.forwarded > 0 && totals.acknowledged > 0);
 }
 
-/// A seed replays exactly: the same outcome, step for step.
+/// A seed replays exactly: the same outcome step for step, or the same failure at the same
+/// step, whether traced or not.
 #[test]
 fn a_seed_replays_exactly() {
+    let fingerprint = |result: Result<sim::Outcome, sim::Failure>| match result {
+        Ok(outcome) => format!("{outcome:?}"),
+        Err(failure) => format!("{} {} {}", failure.step, failure.at_ms, failure.invariant),
+    };
     for seed in [7, 8] {
         let nodes = sim::nodes_of_seed(seed, None);
-        let first = sim::run_traced(seed, nodes, sim::TraceMode::Off);
-        let again = sim::run_traced(seed, nodes, sim::TraceMode::Tail);
-        assert_eq!(first.as_ref().ok(), again.as_ref().ok(), "seed {seed}");
+        let first = fingerprint(sim::run_traced(seed, nodes, sim::TraceMode::Off));
+        let again = fingerprint(sim::run_traced(seed, nodes, sim::TraceMode::Tail));
+        assert_eq!(first, again, "seed {seed}");
     }
 }
