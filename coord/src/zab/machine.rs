@@ -167,6 +167,10 @@ pub struct Zab {
     accepted_epoch: u32,
     current_epoch: u32,
     floor: Zxid,
+    /// The zxid of the leader's snapshot this state was installed from (SNAP), 0 if none:
+    /// the log cannot be cut below it. (A server's own snapshots keep older ones and the log
+    /// after them, so the driver can cut below those.)
+    base: Zxid,
     history: VecDeque<Entry>,
     durable: Zxid,
     committed: Zxid,
@@ -196,6 +200,7 @@ impl Zab {
             accepted_epoch: stored.accepted_epoch.max(stored.current_epoch),
             current_epoch: stored.current_epoch,
             floor: stored.base_zxid,
+            base: 0,
             history: stored.recent.into(),
             durable: last,
             committed: 0,
@@ -817,7 +822,14 @@ impl Zab {
             }
             (FollowerStage::AwaitSync, Message::Sync { mode, entries }) => {
                 follower.stage = FollowerStage::AwaitNewLeader;
-                self.apply_sync(mode, entries, out);
+                if !self.apply_sync(mode, entries, out) {
+                    // A TRUNC below our snapshot (it came from a leader that never
+                    // established): we cannot cut a snapshot, and wiping could drop the
+                    // only copy of committed txns. Stay out, as ZooKeeper's follower exits;
+                    // an operator wipes this server's data to let it resync by SNAP.
+                    out.push(Action::Disconnect { peer: leader });
+                    self.look(out);
+                }
             }
             (FollowerStage::AwaitNewLeader, Message::NewLeader { epoch, zxid }) => {
                 follower.stage = FollowerStage::NewLeader { epoch, zxid };
@@ -848,9 +860,11 @@ impl Zab {
         }
     }
 
-    fn apply_sync(&mut self, mode: SyncMode, entries: Vec<Entry>, out: &mut Vec<Action>) {
+    /// Applies a Sync; false when it asks to truncate below the state's snapshot.
+    fn apply_sync(&mut self, mode: SyncMode, entries: Vec<Entry>, out: &mut Vec<Action>) -> bool {
         match mode {
             SyncMode::Diff => {}
+            SyncMode::Trunc { to } if to < self.base => return false,
             SyncMode::Trunc { to } => {
                 if to < self.log_last() {
                     let keep = self.history.partition_point(|entry| entry.zxid <= to);
@@ -869,6 +883,7 @@ impl Zab {
             SyncMode::Snap { zxid, data } => {
                 self.history.clear();
                 self.floor = zxid;
+                self.base = zxid;
                 self.durable = zxid;
                 self.applied = zxid;
                 self.committed = zxid;
@@ -876,6 +891,7 @@ impl Zab {
             }
         }
         self.append(entries, out);
+        true
     }
 
     fn append(&mut self, entries: Vec<Entry>, out: &mut Vec<Action>) {
