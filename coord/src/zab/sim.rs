@@ -4,25 +4,29 @@
 //! how much of its log a restarting server hands the machine), the network (delays, spikes,
 //! broken connections, partitions, duplicated and reordered election notifications), the
 //! disks (fsync latency and stalls; a crash loses what was not fsynced), the servers' clocks
-//! (each drifts at its own rate) and the clients (writes at the leader, writes forwarded by
-//! followers, session pings, `sync`). The simulation is a single-threaded event loop over a
-//! queue ordered by (time, sequence number); nothing in it iterates a hash map or reads a
-//! real clock, so a seed replays exactly, and a failing seed prints the one command that
-//! replays it with a full trace.
+//! (each drifts at its own rate), the processes (crashes, restarts, pauses that leave a
+//! server's inbound events waiting) and the clients (writes at the leader, writes forwarded
+//! by followers, session pings, `sync`). A fault phase of random length is followed by a
+//! heal. The simulation is a single-threaded event loop over a queue ordered by (time,
+//! sequence number); nothing in it iterates a hash map or reads a real clock, so a seed
+//! replays exactly, and a failing seed prints the one command that replays it with a full
+//! trace.
 //!
 //! The simulation is the machine's driver: it executes every [`Action`] in order as the
-//! driver contract of [`super`] says, with [`disk::Disk`] as the txn log and an
-//! [`AppState`] hash chain as the application state (so "two states are equal" costs two
-//! words). After every step it checks:
+//! driver contract of [`super`] says, with a simulated disk (`sim/disk.rs`) as the txn log
+//! and a hash chain over the applied entries as the application state (so "two states are
+//! equal" costs two words). `sim/network.rs` holds the links, `sim/params.rs` what a seed
+//! draws, `sim/checker.rs` the ensemble-wide facts and `sim/trace.rs` the trace. After every
+//! step it checks:
 //!
 //! - **one leader per epoch**: no two servers establish the same epoch;
 //! - **committed prefixes agree**: every zxid any server holds committed (in its log up to
 //!   [`Zab::committed`], or applied) has the same history hash chain everywhere, no
 //!   committed zxid is filled in after a later one, no client request commits twice, and no
 //!   truncate drops a committed entry;
-//! - **acknowledged writes survive**: a server that establishes an epoch holds every write
-//!   acknowledged to a client so far (a write is acknowledged when the server its client
-//!   wrote to applies it);
+//! - **acknowledged writes survive**: a server that establishes epoch e holds every write
+//!   of epoch e or earlier acknowledged to a client so far (a write is acknowledged when the
+//!   server its client wrote to applies it);
 //! - **applied state is the replay of the committed log**: a server's state equals the
 //!   replay of its log up to [`Zab::applied`], and a serving server's state is a committed
 //!   history;
@@ -42,6 +46,8 @@
 mod checker;
 mod disk;
 mod network;
+mod params;
+mod trace;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -51,20 +57,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Once};
 
 use rand::rngs::SmallRng;
-use rand::{Rng as _, SeedableRng as _};
+use rand::Rng as _;
 
-use super::{
-    counter_of, epoch_of, Action, Entry, Message, Role, ServerId, SyncMode, Zab, ZabConfig, Zxid,
-};
+use super::{Action, Entry, Message, Role, ServerId, SyncMode, Zab, ZabConfig, Zxid};
 use checker::{invariant, Checker};
 use disk::{AppState, Disk};
-use network::{Network, NetworkParams};
+use network::Network;
+use params::{Params, Streams};
+pub use trace::TraceMode;
+use trace::{entries_text, message_text, side_text, zxid_text, zxids_text, Trace};
 
 /// The most events one seed may take; a run that needs more is stuck in a loop.
 const STEPS_MAX: u64 = 20_000_000;
-
-/// Trace lines a failure shows.
-const TRACE_TAIL_LINES: usize = 60;
 
 /// The longest a connection takes to be (re-)established after it may be, in milliseconds.
 const CONNECT_MS_MAX: u64 = 200;
@@ -205,17 +209,6 @@ impl fmt::Display for Failure {
     }
 }
 
-/// How a run traces its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceMode {
-    /// No trace (fastest).
-    Off,
-    /// Keep the last lines for the failure report.
-    Tail,
-    /// Print every line to stdout.
-    Print,
-}
-
 /// Runs `seed` on `nodes` servers. A failure is replayed with tracing on, to report the
 /// trace's tail; the replay must fail the same way, or the failure is non-determinism.
 ///
@@ -329,11 +322,6 @@ impl Violation {
     }
 }
 
-/// `epoch:counter`, as traces show zxids.
-fn zxid_text(zxid: Zxid) -> String {
-    format!("{}:{}", epoch_of(zxid), counter_of(zxid))
-}
-
 /// A client write's payload: its request id and the server its client wrote to.
 fn request_payload(request: u64, origin: ServerId) -> Vec<u8> {
     let mut payload = Vec::with_capacity(REQUEST_BYTES);
@@ -383,80 +371,6 @@ fn capture_panics() {
 }
 
 // ---- the simulation ----
-
-/// The settings a seed draws.
-#[derive(Debug, Clone)]
-struct Params {
-    tick_ms: u64,
-    history_max: usize,
-    /// Log entries a restarting server hands the machine in `Stored::recent`.
-    recent_max: usize,
-    tick_interval_ms: Vec<u64>,
-    /// Each server's clock runs at this rate, in millionths of real time.
-    clock_rate_ppm: Vec<u64>,
-    clock_offset_ms: Vec<u64>,
-    network: NetworkParams,
-    reconnect_ms_max: u64,
-    fsync_ms_min: u64,
-    fsync_ms_max: u64,
-    fsync_stall_probability: f64,
-    fsync_stall_ms_max: u64,
-    fault_interval_ms_mean: u64,
-    /// Weights of: break a connection, partition, crash a server, crash the leader, pause a
-    /// server.
-    fault_weights: [u32; 5],
-    /// The longest a paused server stays paused, in milliseconds.
-    pause_ms_max: u64,
-    restart_ms_max: u64,
-    partition_ms_max: u64,
-    fault_phase_ms: u64,
-    write_interval_ms_mean: u64,
-    sync_interval_ms_mean: u64,
-    /// After the heal, how long the ensemble has to serve and commit a write.
-    liveness_ms: u64,
-}
-
-impl Params {
-    fn draw(rng: &mut SmallRng, servers: usize) -> Params {
-        let tick_ms = [100, 100, 200, 200, 500, 1_000, 2_000][rng.gen_range(0..7)];
-        let delay_ms_min = rng.gen_range(0..=2);
-        let network = NetworkParams {
-            delay_ms_min,
-            delay_ms_max: delay_ms_min + rng.gen_range(1..=30),
-            spike_probability: [0.0, 0.001, 0.01][rng.gen_range(0..3)],
-            spike_ms_max: rng.gen_range(10..=3 * tick_ms),
-            vote_duplicate_probability: [0.0, 0.05, 0.3][rng.gen_range(0..3)],
-            vote_reorder_ms_max: [0, 20, 200][rng.gen_range(0..3)],
-        };
-        let sync_ms = 5 * tick_ms;
-        let init_ms = 10 * tick_ms;
-        let fsync_ms_min = rng.gen_range(0..=2);
-        let fsync_spread_ms = [2, 10, 40][rng.gen_range(0..3)];
-        Params {
-            tick_ms,
-            history_max: if rng.gen_bool(0.3) { rng.gen_range(0..=8) } else { 100_000 },
-            recent_max: if rng.gen_bool(0.3) { rng.gen_range(0..=4) } else { usize::MAX },
-            tick_interval_ms: (0..servers).map(|_| rng.gen_range(5..=25)).collect(),
-            clock_rate_ppm: (0..servers).map(|_| rng.gen_range(980_000..=1_020_000)).collect(),
-            clock_offset_ms: (0..servers).map(|_| rng.gen_range(0..=1_000_000)).collect(),
-            network,
-            reconnect_ms_max: rng.gen_range(10..=sync_ms),
-            fsync_ms_min,
-            fsync_ms_max: fsync_ms_min + rng.gen_range(0..=fsync_spread_ms),
-            fsync_stall_probability: [0.0, 0.001, 0.01][rng.gen_range(0..3)],
-            fsync_stall_ms_max: rng.gen_range(10..=2 * sync_ms),
-            fault_interval_ms_mean: rng.gen_range(50..=sync_ms.max(500)),
-            fault_weights: [0; 5].map(|_| rng.gen_range(0..=3)),
-            pause_ms_max: rng.gen_range(10..=3 * sync_ms),
-            restart_ms_max: rng.gen_range(50..=init_ms),
-            partition_ms_max: rng.gen_range(100..=3 * sync_ms),
-            fault_phase_ms: rng.gen_range(1_000..=8_000) + rng.gen_range(0..=4) * sync_ms,
-            write_interval_ms_mean: rng.gen_range(2..=100),
-            sync_interval_ms_mean: rng.gen_range(20..=500),
-            liveness_ms: 4 * init_ms + 10_000,
-        }
-    }
-}
 
 /// One event of the simulation. Server fields are indices (id - 1).
 #[derive(Debug)]
@@ -569,48 +483,6 @@ struct PendingSync {
     acknowledged: Option<Zxid>,
     /// The leader's epoch and last proposal when the sync reached it.
     proposed: Option<(u32, Zxid)>,
-}
-
-/// Independent random streams, so that (say) more messages do not change the faults.
-#[derive(Debug)]
-struct Streams {
-    network: SmallRng,
-    disk: SmallRng,
-    faults: SmallRng,
-    clients: SmallRng,
-}
-
-impl Streams {
-    fn new(seed: u64) -> Streams {
-        let stream = |n: u64| SmallRng::seed_from_u64(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        Streams { network: stream(1), disk: stream(2), faults: stream(3), clients: stream(4) }
-    }
-}
-
-/// The trace: off, a bounded tail, or printed.
-#[derive(Debug)]
-struct Trace {
-    mode: TraceMode,
-    tail: std::collections::VecDeque<String>,
-}
-
-impl Trace {
-    fn on(&self) -> bool {
-        self.mode != TraceMode::Off
-    }
-
-    fn line(&mut self, line: String) {
-        match self.mode {
-            TraceMode::Off => {}
-            TraceMode::Print => println!("{line}"),
-            TraceMode::Tail => {
-                if self.tail.len() == TRACE_TAIL_LINES {
-                    self.tail.pop_front();
-                }
-                self.tail.push_back(line);
-            }
-        }
-    }
 }
 
 /// Adds a trace line (formatted only when tracing).
@@ -1756,71 +1628,6 @@ fn role_epoch(role: Role) -> Option<u32> {
     match role {
         Role::Following { epoch, .. } | Role::Leading { epoch } => Some(epoch),
         Role::Looking | Role::Syncing { .. } => None,
-    }
-}
-
-fn zxids_text(zxids: &[Zxid]) -> String {
-    match zxids {
-        [] => "nothing".to_owned(),
-        [one] => zxid_text(*one),
-        [first, .., last] => format!("{}..{}", zxid_text(*first), zxid_text(*last)),
-    }
-}
-
-fn entries_text(entries: &[Entry]) -> String {
-    let zxids: Vec<Zxid> =
-        [entries.first(), entries.last()].into_iter().flatten().map(|entry| entry.zxid).collect();
-    format!("{} ({})", zxids_text(&zxids), entries.len())
-}
-
-fn side_text(sides: &[bool]) -> String {
-    let side = |which: bool| -> Vec<String> {
-        (0..sides.len()).filter(|&i| sides[i] == which).map(|i| format!("s{}", i + 1)).collect()
-    };
-    format!("{} | {}", side(true).join(" "), side(false).join(" "))
-}
-
-/// A message as one short trace phrase.
-fn message_text(message: &Message) -> String {
-    match message {
-        Message::Vote(vote) => format!(
-            "Vote(s{} {} e{} round {} {:?})",
-            vote.leader,
-            zxid_text(vote.zxid),
-            vote.peer_epoch,
-            vote.round,
-            vote.state
-        ),
-        Message::FollowerInfo { accepted_epoch, last_zxid } => {
-            format!("FollowerInfo(accepted {accepted_epoch}, last {})", zxid_text(*last_zxid))
-        }
-        Message::LeaderInfo { epoch } => format!("LeaderInfo({epoch})"),
-        Message::AckEpoch { current_epoch, last_zxid, counts } => {
-            let counts = if *counts { "" } else { ", not counted" };
-            format!("AckEpoch(current {current_epoch}, last {}{counts})", zxid_text(*last_zxid))
-        }
-        Message::Sync { mode, entries } => {
-            let mode = match mode {
-                SyncMode::Diff => "DIFF".to_owned(),
-                SyncMode::Trunc { to } => format!("TRUNC to {}", zxid_text(*to)),
-                SyncMode::Snap { zxid, .. } => format!("SNAP at {}", zxid_text(*zxid)),
-            };
-            format!("Sync({mode}, {})", entries_text(entries))
-        }
-        Message::NewLeader { epoch, zxid } => format!("NewLeader({epoch}, {})", zxid_text(*zxid)),
-        Message::AckNewLeader { zxid } => format!("AckNewLeader({})", zxid_text(*zxid)),
-        Message::UpToDate { committed } => format!("UpToDate({})", zxid_text(*committed)),
-        Message::Proposal { entries } => format!("Proposal({})", entries_text(entries)),
-        Message::Ack { zxid } => format!("Ack({})", zxid_text(*zxid)),
-        Message::Commit { zxid } => format!("Commit({})", zxid_text(*zxid)),
-        Message::Ping { committed } => format!("Ping({})", zxid_text(*committed)),
-        Message::Request { payload } => match request_of(payload) {
-            Some((request, _)) => format!("Request({request})"),
-            None => "Request(?)".to_owned(),
-        },
-        Message::Sessions { .. } => "Sessions".to_owned(),
-        Message::SyncRequest { id } => format!("SyncRequest({id})"),
-        Message::SyncReply { id } => format!("SyncReply({id})"),
     }
 }
 

@@ -157,14 +157,23 @@ mod tests {
     #[test]
     fn committed_histories_must_agree() {
         let mut checker = Checker::default();
-        checker.commit(1, make_zxid(1, 1), 11, None).unwrap();
-        checker.commit(1, make_zxid(1, 3), 13, None).unwrap();
-        checker.commit(2, make_zxid(1, 1), 11, None).unwrap();
-        assert!(checker.commit(2, make_zxid(1, 3), 99, None).is_err(), "another chain");
-        assert!(checker.commit(2, make_zxid(1, 2), 12, None).is_err(), "a gap filled late");
+        let entry = Some(&b"entry"[..]);
+        checker.commit(1, make_zxid(1, 1), 11, entry).unwrap();
+        checker.commit(1, make_zxid(1, 3), 13, entry).unwrap();
+        checker.commit(2, make_zxid(1, 1), 11, entry).unwrap();
+        assert!(checker.commit(2, make_zxid(1, 3), 99, entry).is_err(), "another chain");
+        assert!(checker.commit(2, make_zxid(1, 2), 12, entry).is_err(), "a gap filled late");
         assert!(checker.is_committed(make_zxid(1, 3), 13));
         checker.commit(3, make_zxid(2, 5), 25, None).unwrap();
-        checker.commit(2, make_zxid(2, 4), 24, Some(b"")).expect("below a snapshot point");
+        checker.commit(2, make_zxid(2, 4), 24, entry).expect("below a snapshot point");
+    }
+
+    #[test]
+    fn a_request_commits_once() {
+        let mut checker = Checker::default();
+        let payload = super::super::request_payload(7, 1);
+        checker.commit(1, make_zxid(1, 1), 11, Some(&payload)).unwrap();
+        assert!(checker.commit(1, make_zxid(1, 2), 12, Some(&payload)).is_err());
     }
 
     #[test]
