@@ -60,6 +60,28 @@ fn ten_thousand_seeds_keep_every_invariant() {
     assert!(totals.syncs > 0 && totals.forwarded > 0 && totals.acknowledged > 0);
 }
 
+/// Seeds beyond the suite's range that once broke an invariant: two leaders of one epoch
+/// (11682), a committed txn truncated after a repeated epoch ack (28190), a server that
+/// could never rejoin (58946, 25255, 29789), a TRUNC below a snapshot the follower installed
+/// before a restart (16842, 28760, 67630, 133308). The machine has changed since, so they
+/// may not take the same path any more; they stay as cheap extra coverage.
+const REGRESSION_SEEDS: [u64; 9] = [11682, 16842, 25255, 28190, 28760, 29789, 58946, 67630, 133308];
+
+#[test]
+fn regression_seeds_keep_every_invariant() {
+    let failures: Vec<String> = REGRESSION_SEEDS
+        .iter()
+        .filter_map(|&seed| sim::run_seed(seed, sim::nodes_of_seed(seed, None)).err())
+        .map(|failure| failure.to_string())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} regression seeds failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
 /// A seed replays exactly: the same outcome step for step, or the same failure at the same
 /// step, whether traced or not.
 #[test]
