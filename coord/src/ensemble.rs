@@ -31,6 +31,8 @@ use crate::zab::{Action, Entry, Message, Role, Stored, Zab, ZabConfig};
 
 const ACCEPTED_EPOCH_FILE: &str = "acceptedEpoch";
 const CURRENT_EPOCH_FILE: &str = "currentEpoch";
+/// The zxid of the newest snapshot installed from a leader (SNAP), in hex.
+const INSTALLED_SNAPSHOT_FILE: &str = "installedSnapshot";
 
 /// The replication state of a server in an ensemble.
 pub(crate) struct Ensemble {
@@ -65,8 +67,28 @@ pub(crate) fn read_epochs(dir: &Path) -> Result<(u32, u32)> {
     Ok((read(ACCEPTED_EPOCH_FILE)?, read(CURRENT_EPOCH_FILE)?))
 }
 
+/// Reads `installedSnapshot` (0 when absent).
+///
+/// # Errors
+/// [`Error::Io`] on a read failure, [`Error::Config`] for a file that holds no zxid.
+pub(crate) fn read_installed_snapshot(dir: &Path) -> Result<i64> {
+    let path = dir.join(INSTALLED_SNAPSHOT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => i64::from_str_radix(text.trim().trim_start_matches("0x"), 16).map_err(|_| {
+            Error::Config(format!("{}: not a zxid: {:?}", path.display(), text.trim()))
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(Error::io(format!("read {}", path.display()), &error)),
+    }
+}
+
 /// Writes one epoch file durably (temp file, fsync, rename, fsync of the directory).
 fn write_epoch(dir: &Path, name: &str, epoch: u32) -> Result<()> {
+    write_durably(dir, name, &format!("{epoch}\n"))
+}
+
+/// Writes `text` to `dir/name` durably (temp file, fsync, rename, fsync of the directory).
+fn write_durably(dir: &Path, name: &str, text: &str) -> Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)
         .map_err(|error| Error::io(format!("create {}", dir.display()), &error))?;
@@ -75,7 +97,7 @@ fn write_epoch(dir: &Path, name: &str, epoch: u32) -> Result<()> {
     let io =
         |what: &str, error: std::io::Error| Error::io(format!("{what} {}", path.display()), &error);
     let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(format!("{epoch}\n").as_bytes()).map_err(|e| io("write", e))?;
+    file.write_all(text.as_bytes()).map_err(|e| io("write", e))?;
     file.sync_all().map_err(|e| io("fsync", e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync dir of", e))
@@ -237,6 +259,8 @@ impl crate::server::Server {
                     Error::Snapshot { path: "SNAP from the leader".into(), message }
                 })?;
                 self.rewrite_log(|log| log.clear(), Some(zxid), Some(snap))?;
+                let dir = self.config.snapshot_dir();
+                write_durably(&dir, INSTALLED_SNAPSHOT_FILE, &format!("0x{zxid:x}\n"))?;
             }
             Action::Apply(entry) => self.apply_entry(&entry)?,
             Action::Role(role) => self.on_role(role),

@@ -228,6 +228,9 @@ impl Server {
                 current_epoch,
                 base_zxid,
                 recent: recent.into(),
+                installed_snapshot: crate::ensemble::read_installed_snapshot(
+                    &config.snapshot_dir(),
+                )?,
             };
             Some(crate::ensemble::Ensemble::open(&config, stored, clock.uptime_ms(), wake.clone())?)
         } else {

@@ -167,9 +167,9 @@ pub struct Zab {
     accepted_epoch: u32,
     current_epoch: u32,
     floor: Zxid,
-    /// The zxid of the leader's snapshot this state was installed from (SNAP), 0 if none:
-    /// the log cannot be cut below it. (A server's own snapshots keep older ones and the log
-    /// after them, so the driver can cut below those.)
+    /// The zxid of the leader's snapshot this state was installed from (SNAP), 0 if none,
+    /// kept across restarts: the log cannot be cut below it. (A server's own snapshots keep
+    /// older ones and the log after them, so the driver can cut below those.)
     base: Zxid,
     history: VecDeque<Entry>,
     durable: Zxid,
@@ -200,7 +200,7 @@ impl Zab {
             accepted_epoch: stored.accepted_epoch.max(stored.current_epoch),
             current_epoch: stored.current_epoch,
             floor: stored.base_zxid,
-            base: 0,
+            base: stored.installed_snapshot,
             history: stored.recent.into(),
             durable: last,
             committed: 0,
@@ -703,11 +703,8 @@ impl Zab {
             if state != PeerState::Leading || ballot.leader != id {
                 continue;
             }
-            let agreeing = election
-                .settled
-                .values()
-                .filter(|(b, _, _)| b.leader == ballot.leader)
-                .count();
+            let agreeing =
+                election.settled.values().filter(|(b, _, _)| b.leader == ballot.leader).count();
             if agreeing + 1 >= self.config.quorum() {
                 return Some((ballot, round));
             }
@@ -1264,6 +1261,7 @@ mod tests {
                 current_epoch: self.epochs[i].1,
                 base_zxid: 0,
                 recent: self.logs[i].clone(),
+                installed_snapshot: 0,
             };
             self.applied[i] = self.logs[i].iter().map(|e| e.zxid).collect();
             let mut zab = Zab::new(config, stored, self.now);

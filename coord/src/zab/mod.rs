@@ -281,6 +281,9 @@ pub struct Stored {
     /// the zxid of the entry before the tail). The leader syncs followers whose last zxid is
     /// at or after `base_zxid` by DIFF.
     pub recent: Vec<Entry>,
+    /// The zxid of the newest snapshot this server installed from a leader (SNAP), 0 if
+    /// none: its log cannot be cut below it (the driver persists it with the snapshot).
+    pub installed_snapshot: Zxid,
 }
 
 impl Stored {

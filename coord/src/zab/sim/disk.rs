@@ -293,6 +293,8 @@ impl Disk {
             current_epoch: self.current_epoch,
             base_zxid,
             recent: durable[start..].iter().map(|entry| entry.entry.clone()).collect(),
+            // The only snapshots this disk holds are ones installed from a leader.
+            installed_snapshot: self.base.zxid,
         }
     }
 
