@@ -250,7 +250,7 @@ impl Source for TimedSource {
         self.pulled.clear();
         let status = self.generator.pull(&mut self.pulled, max);
         for stamped in &self.pulled {
-            let sampled = self.next_index % STATELESS_LATENCY_SAMPLE_EVERY == 0;
+            let sampled = self.next_index.is_multiple_of(STATELESS_LATENCY_SAMPLE_EVERY);
             let due_ns = if sampled {
                 (self.next_index as f64 * self.nanos_per_event) as u64
             } else {
