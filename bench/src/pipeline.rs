@@ -67,13 +67,18 @@ const SESSION_GAP_MS: u64 = 20;
 const OUT_OF_ORDERNESS_MS: u64 = 100;
 /// Watermark alignment of every job: the most a source runs ahead of the slowest, in ms.
 const DRIFT_MAX_MS: u64 = 500;
-/// Pace of the latency runs (whole job), events per second.
+/// Pace of the latency runs (whole job), events per second, at most; a job is paced at
+/// half the throughput its flat-out run measured if that is lower, so that the latency
+/// measured is the engine's, not a queue growing behind an overloaded job.
 const LATENCY_RATE_PER_S: u64 = 2_000_000;
+/// The session job, the slowest per event, runs this fraction of the events.
+const SESSION_EVENTS_DIVISOR: u64 = 10;
 /// Length of each latency run, and of each in `--quick`.
 const LATENCY_RUN: Duration = Duration::from_secs(3);
 const LATENCY_RUN_QUICK: Duration = Duration::from_millis(600);
-/// The stateless latency run stamps one record in this many.
+/// The stateless latency run stamps one record in this many (a power of two).
 const STATELESS_LATENCY_SAMPLE_EVERY: u64 = 64;
+const _: () = assert!(STATELESS_LATENCY_SAMPLE_EVERY.is_power_of_two());
 /// How often a throughput run samples the job's live metrics.
 const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// Metrics samples kept per series at most (the run's first ones).
@@ -137,10 +142,11 @@ impl PipelineConfig {
         }
     }
 
-    fn generator(&self) -> GeneratorConfig {
+    fn generator(&self, job: PipelineJob) -> GeneratorConfig {
+        let divisor = if job == PipelineJob::SessionCount { SESSION_EVENTS_DIVISOR } else { 1 };
         GeneratorConfig {
             seed: 1,
-            events: self.events,
+            events: (self.events / divisor).max(1),
             keys: PIPELINE_KEYS,
             skew: 0.0,
             events_per_second: PIPELINE_EVENT_TIME_DENSITY,
@@ -150,15 +156,15 @@ impl PipelineConfig {
         }
     }
 
-    /// The paced generator of a latency run starting at `epoch`.
-    fn paced_generator(&self, epoch: Instant) -> GeneratorConfig {
-        let events = (LATENCY_RATE_PER_S as f64 * self.latency_run.as_secs_f64()) as u64;
+    /// The generator of a latency run paced at `rate` from `epoch`.
+    fn paced_generator(&self, job: PipelineJob, rate: u64, epoch: Instant) -> GeneratorConfig {
+        let events = (rate as f64 * self.latency_run.as_secs_f64()) as u64;
         GeneratorConfig {
             events: events.max(1),
-            events_per_second: LATENCY_RATE_PER_S,
-            rate_per_second: Some(LATENCY_RATE_PER_S),
+            events_per_second: rate,
+            rate_per_second: Some(rate),
             pace_from: Some(epoch),
-            ..self.generator()
+            ..self.generator(job)
         }
     }
 }
@@ -250,7 +256,7 @@ impl Source for TimedSource {
         self.pulled.clear();
         let status = self.generator.pull(&mut self.pulled, max);
         for stamped in &self.pulled {
-            let sampled = self.next_index.is_multiple_of(STATELESS_LATENCY_SAMPLE_EVERY);
+            let sampled = self.next_index & (STATELESS_LATENCY_SAMPLE_EVERY - 1) == 0;
             let due_ns = if sampled {
                 (self.next_index as f64 * self.nanos_per_event) as u64
             } else {
@@ -442,19 +448,23 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// One run: throughput (`epoch` `None`, flat out) or latency (paced from `epoch`).
+/// A run's pace: `None` flat out, or events per second from an epoch.
+type Pace = Option<(u64, Instant)>;
+
+/// One run: throughput (flat out) or latency (paced).
 fn measure(
     job: PipelineJob,
     config: &PipelineConfig,
     shards: usize,
     exchange: ExchangeKind,
-    epoch: Option<Instant>,
+    pace: Pace,
 ) -> Result<Outcome> {
     let job_config = config.job_config(shards);
-    let generator = match epoch {
-        Some(epoch) => config.paced_generator(epoch),
-        None => config.generator(),
+    let generator = match pace {
+        Some((rate, epoch)) => config.paced_generator(job, rate, epoch),
+        None => config.generator(job),
     };
+    let epoch = pace.map(|(_, epoch)| epoch);
     let metrics = JobMetrics::new(shards);
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -468,7 +478,7 @@ fn measure(
     let probe = move || Probe::new(clock);
     let source = move |partition| Shifted(Generator::new(generator, partition), shift);
     let output = match (job, exchange) {
-        (PipelineJob::Stateless, _) => run_stateless(job_config, generator, epoch, &metrics, probe),
+        (PipelineJob::Stateless, _) => run_stateless(job_config, generator, pace, &metrics, probe),
         (_, ExchangeKind::Rtrb) => {
             run_keyed(job, job_config, source, RtrbExchange, &metrics, probe)
         }
@@ -509,11 +519,11 @@ fn measure(
 fn run_stateless(
     config: JobConfig,
     generator: GeneratorConfig,
-    epoch: Option<Instant>,
+    pace: Pace,
     metrics: &JobMetrics,
     probe: impl Fn() -> Probe + Send + Sync + 'static,
 ) -> Result<ProbeOutput> {
-    let output = match epoch {
+    let output = match pace {
         None => Job::new(config)
             .source("generator", move |partition| Generator::new(generator, partition))
             .map("scale", stateless_map)
@@ -521,8 +531,8 @@ fn run_stateless(
             .sink("probe", move |_| probe())
             .observe(metrics)
             .run()?,
-        Some(_) => {
-            let nanos_per_event = 1e9 / LATENCY_RATE_PER_S as f64;
+        Some((rate, _)) => {
+            let nanos_per_event = 1e9 / rate as f64;
             Job::new(config)
                 .source("generator", move |partition: Partition| TimedSource {
                     generator: Generator::new(generator, partition),
@@ -581,6 +591,10 @@ fn series_from(
             series = series
                 .with_histogram(histogram)
                 .with_extra("latency_samples", histogram.len())
+                .with_extra(
+                    "latency_run_events_per_s",
+                    latency.events as f64 / latency.elapsed.as_secs_f64().max(1e-9),
+                )
                 .with_extra("latency_peak_rss_bytes", latency.peak_rss_bytes);
         }
     }
@@ -605,8 +619,10 @@ pub fn run(config: &PipelineConfig) -> Result<Report> {
             let latency = if config.latency_run.is_zero() {
                 None
             } else {
+                let events_per_s = throughput.events as f64 / throughput.elapsed.as_secs_f64();
+                let rate = LATENCY_RATE_PER_S.min((events_per_s / 2.0) as u64).max(1000);
                 let epoch = Instant::now() + Duration::from_millis(20);
-                Some(measure(job, config, shards, ExchangeKind::Rtrb, Some(epoch))?)
+                Some(measure(job, config, shards, ExchangeKind::Rtrb, Some((rate, epoch)))?)
             };
             let series =
                 series_from(job, shards, ExchangeKind::Rtrb, &throughput, latency.as_ref());
@@ -646,7 +662,8 @@ fn params(config: &PipelineConfig) -> Value {
              window end + out-of-orderness; stateless: record at the sink minus its due \
              time, 1 in 64"
         },
-        "latency_rate_per_s": LATENCY_RATE_PER_S,
+        "latency_rate_per_s_max": LATENCY_RATE_PER_S,
+        "session_events": config.events / SESSION_EVENTS_DIVISOR,
         "latency_run_s": config.latency_run.as_secs_f64(),
     })
 }

@@ -9,8 +9,10 @@
 //! 2. **Flush outputs.** Hand staged items to their rings, as many as fit.
 //! 3. **Pull the source**, only if every staged item is in a ring: run one batch through
 //!    the fused chain, route each record by key group into the staging of its target
-//!    shard (records of the shard's own key groups go to its operator at once), then stage
-//!    a watermark (`max timestamp - bound`) to every other shard and apply it to its own.
+//!    shard, then stage a watermark (`max timestamp - bound`) to every target; flush, then
+//!    handle what the shard staged for itself. Records of a shard's own key groups never
+//!    enter a ring (a ring to itself would only copy them), but wait until the other
+//!    shards' shares are handed over, so those shards start on them first.
 //!
 //! With watermark alignment, a shard also stops pulling while its source's newest
 //! timestamp is more than the allowed drift ahead of its watermark.
@@ -224,6 +226,9 @@ pub(crate) struct KeyedShard<S: Source, C: Chain<S::Record>, KF, K, Op, Snk, LSn
     /// Time the operator was last advanced to.
     operator_time: u64,
     ring_occupancy: u64,
+    /// Items for the shard's own key groups, handled after the other targets' outboxes are
+    /// flushed (so the other shards start on their share first) without a ring.
+    own_staged: Vec<Item<C::Out>>,
     stats: ShardStats,
     key: PhantomData<fn() -> K>,
 }
@@ -254,6 +259,7 @@ where
             processing,
             operator_time: 0,
             ring_occupancy: 0,
+            own_staged: Vec::with_capacity(parts.batch + 2),
             stats: ShardStats::default(),
             key: PhantomData,
             parts,
@@ -286,6 +292,7 @@ where
             progress |= self.flush_outboxes();
             if self.outboxes_flushed() && self.is_aligned() && self.pull_or_end() {
                 self.flush_outboxes();
+                self.process_own();
                 progress = true;
             }
             self.publish();
@@ -468,8 +475,7 @@ where
         true
     }
 
-    /// Stages a control item for every other shard and applies it to this shard's own
-    /// input at once (its records went to the operator directly, ahead of it).
+    /// Stages a control item for every shard (for this one, behind its own records).
     fn stage_control(&mut self, item: Item<C::Out>) {
         let own = self.parts.index;
         for (target, outbox) in self.parts.outboxes.iter_mut().enumerate() {
@@ -477,46 +483,58 @@ where
                 outbox.stage(item);
             }
         }
-        let advance = match item {
-            Item::Watermark(timestamp) => self.tracker.on_watermark(own, timestamp),
-            Item::Idle => self.tracker.on_idle(own),
-            Item::End => self.tracker.on_end(own),
-            Item::Record(_) | Item::Barrier(_) => unreachable!("not a source control item"),
-        };
-        if let (Advance::Watermark(watermark), false) = (advance, self.processing) {
+        self.own_staged.push(item);
+    }
+
+    /// Handles the items staged for the shard's own key groups, in order.
+    fn process_own(&mut self) {
+        let own = self.parts.index;
+        let (processing, now) = (self.processing, self.operator_time);
+        let mut watermark = None;
+        for index in 0..self.own_staged.len() {
+            let item = self.own_staged[index];
+            let advance = match item {
+                Item::Record(Stamped { timestamp, record }) => {
+                    let KeyedShardParts { operator, sink, late_sink, names, key_fn, .. } =
+                        &mut self.parts;
+                    let key = guarded(names.key_by, || key_fn(&record));
+                    let timestamp = if processing { now } else { timestamp };
+                    let stats = &mut self.stats;
+                    Downstream { operator, sink, late_sink, names, stats }
+                        .deliver(key, timestamp, record);
+                    continue;
+                }
+                Item::Watermark(timestamp) => self.tracker.on_watermark(own, timestamp),
+                Item::Idle => self.tracker.on_idle(own),
+                Item::End => self.tracker.on_end(own),
+                Item::Barrier(epoch) => self.tracker.on_barrier(own, epoch),
+            };
+            if let Advance::Watermark(raised) = advance {
+                watermark = Some(raised);
+            }
+        }
+        self.own_staged.clear();
+        if let (Some(watermark), false) = (watermark, processing) {
             self.advance_operator(watermark);
         }
     }
 
-    /// Runs the pulled batch through the chain and routes each output by key group: to
-    /// the staging of its target shard, or, for this shard's own key groups, straight to
-    /// the operator (a ring to itself would only copy the record and delay it).
+    /// Runs the pulled batch through the chain and stages each output for the shard owning
+    /// its key group (its own key groups included: see `own_staged`).
     fn route_pulled(&mut self) {
         let own = self.parts.index;
-        let (processing, now) = (self.processing, self.operator_time);
-        let KeyedShardParts {
-            chain,
-            key_fn,
-            key_groups,
-            outboxes,
-            names,
-            operator,
-            sink,
-            late_sink,
-            ..
-        } = &mut self.parts;
-        let (max_timestamp, stats) = (&mut self.max_timestamp, &mut self.stats);
+        let KeyedShardParts { chain, key_fn, key_groups, outboxes, names, .. } = &mut self.parts;
+        let (max_timestamp, own_staged) = (&mut self.max_timestamp, &mut self.own_staged);
         for stamped in self.pulled.iter() {
             *max_timestamp = (*max_timestamp).max(stamped.timestamp);
             chain.run(stamped.timestamp, stamped.record, &mut |timestamp, record| {
                 let key = guarded(names.key_by, || key_fn(&record));
                 let target = key_groups.shard_of(&key);
+                let item = Item::Record(Stamped { timestamp, record });
                 if target == own {
-                    let timestamp = if processing { now } else { timestamp };
-                    let downstream = Downstream { operator, sink, late_sink, names, stats };
-                    downstream.deliver(key, timestamp, record);
+                    own_staged.push(item);
                 } else {
-                    outboxes[target].stage(Item::Record(Stamped { timestamp, record }));
+                    outboxes[target].stage(item);
                 }
             });
         }
