@@ -107,7 +107,9 @@ mod tests {
             for index in 0..count {
                 let mut source = file.source(Partition { index, count }, |_| 0, 0);
                 let mut batch = Vec::new();
-                while source.pull(&mut batch, 3) == SourceStatus::Active {}
+                while source.pull(&mut batch, 3) == SourceStatus::Active {
+                    read.extend(batch.drain(..).map(|stamped| stamped.record.to_string()));
+                }
                 read.extend(batch.into_iter().map(|stamped| stamped.record.to_string()));
             }
             read.sort();
