@@ -473,7 +473,7 @@ fn measure(
     };
     reset_peak_rss();
     let started = Instant::now();
-    let shift = job.latency_shift_ms();
+    let shift = if pace.is_some() { job.latency_shift_ms() } else { 0 };
     let clock = epoch.map(|epoch| (epoch, OUT_OF_ORDERNESS_MS as i64 - shift as i64));
     let probe = move || Probe::new(clock);
     let source = move |partition| Shifted(Generator::new(generator, partition), shift);
