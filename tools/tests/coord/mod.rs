@@ -189,7 +189,9 @@ impl Client {
     /// Connects with a session id and password; `None` when the server refuses (or is gone).
     pub fn resume(port: u16, session_id: i64, passwd: Vec<u8>, timeout_ms: i32) -> Option<Client> {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Generous: under a full test run the disk's fsyncs (a session is a logged txn) and a
+        // freshly started JVM can take seconds.
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let request = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: 0,
