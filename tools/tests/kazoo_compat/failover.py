@@ -30,6 +30,7 @@ wait_for(lambda: len(moved) == 1, "a watch set after the move fires")
 eq(moved[0].type, EventType.CHANGED, "its type")
 eq(zk.retry(zk.get, ROOT + "/watched")[0], b"1", "read after the move")
 zk.retry(zk.set, ROOT + "/watched", b"2")
+other.retry(other.sync, ROOT + "/watched")  # other may sit on another, lagging, server
 eq(other.retry(other.get, ROOT + "/watched")[0], b"2", "write through the new server")
 zk.stop()
 wait_for(lambda: other.retry(other.exists, ROOT + "/eph") is None,
