@@ -157,6 +157,10 @@ const _: () = assert!(COORD_MEMORY_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX)
 
 /// Events per series of the pipeline scenario in a default run.
 pub const PIPELINE_EVENTS_DEFAULT: u64 = 200_000_000;
+/// Events per series in the default suite: a tenth of a default run, so the whole suite
+/// stays near 3 minutes on 2 cores (throughput runs of well under a second each when the
+/// machine is quiet; long enough to amortise thread start and window flushes).
+pub const PIPELINE_EVENTS_SUITE: u64 = 20_000_000;
 /// Events per series with `--quick`.
 pub const PIPELINE_EVENTS_QUICK: u64 = 4_000_000;
 /// Upper bound on the events of one pipeline series.
@@ -168,5 +172,6 @@ pub const PIPELINE_WINDOW_MS: u64 = 1000;
 /// Events per second of event time: with 100k keys, about 100 events per key per window.
 pub const PIPELINE_EVENT_TIME_DENSITY: u64 = 10_000_000;
 
-const _: () = assert!(PIPELINE_EVENTS_QUICK <= PIPELINE_EVENTS_DEFAULT);
+const _: () = assert!(PIPELINE_EVENTS_QUICK <= PIPELINE_EVENTS_SUITE);
+const _: () = assert!(PIPELINE_EVENTS_SUITE <= PIPELINE_EVENTS_DEFAULT);
 const _: () = assert!(PIPELINE_EVENTS_DEFAULT <= PIPELINE_EVENTS_MAX);

@@ -40,7 +40,7 @@ mod crossbeam_exchange;
 pub use crossbeam_exchange::CrossbeamExchange;
 
 use crate::constants::{
-    PIPELINE_EVENTS_DEFAULT, PIPELINE_EVENTS_MAX, PIPELINE_EVENTS_QUICK,
+    PIPELINE_EVENTS_DEFAULT, PIPELINE_EVENTS_MAX, PIPELINE_EVENTS_QUICK, PIPELINE_EVENTS_SUITE,
     PIPELINE_EVENT_TIME_DENSITY, PIPELINE_KEYS, PIPELINE_WINDOW_MS,
 };
 use crate::error::{BenchError, Result};
@@ -73,8 +73,9 @@ const DRIFT_MAX_MS: u64 = 500;
 const LATENCY_RATE_PER_S: u64 = 2_000_000;
 /// The session job, the slowest per event, runs this fraction of the events.
 const SESSION_EVENTS_DIVISOR: u64 = 10;
-/// Length of each latency run, and of each in `--quick`.
+/// Length of each latency run, of each in the default suite, and of each in `--quick`.
 const LATENCY_RUN: Duration = Duration::from_secs(3);
+const LATENCY_RUN_SUITE: Duration = Duration::from_secs(1);
 const LATENCY_RUN_QUICK: Duration = Duration::from_millis(600);
 /// The stateless latency run stamps one record in this many (a power of two).
 const STATELESS_LATENCY_SAMPLE_EVERY: u64 = 64;
@@ -113,6 +114,19 @@ impl PipelineConfig {
             batch_records: defaults.batch_records,
             latency_run: if quick { LATENCY_RUN_QUICK } else { LATENCY_RUN },
         }
+    }
+
+    /// The default suite's run: every job and shard count of [`PipelineConfig::new`], with
+    /// a tenth of the events and 1 s latency runs, so that the step takes tens of seconds
+    /// rather than the minutes a full run takes on a loaded 2-core machine; `quick` as in
+    /// [`PipelineConfig::new`].
+    pub fn suite(quick: bool) -> PipelineConfig {
+        let mut config = PipelineConfig::new(quick);
+        if !quick {
+            config.events = PIPELINE_EVENTS_SUITE;
+            config.latency_run = LATENCY_RUN_SUITE;
+        }
+        config
     }
 
     /// # Errors
@@ -711,5 +725,16 @@ mod tests {
         let stateless = report.series_named("stateless/shards=1/pipeline").unwrap();
         assert!(stateless.latency_us.is_some(), "the stateless chain has latencies");
         assert!(run(&PipelineConfig { events: 0, ..config }).is_err());
+    }
+
+    #[test]
+    fn the_suite_runs_every_job_and_shard_count_on_fewer_events() {
+        let (suite, full) = (PipelineConfig::suite(false), PipelineConfig::new(false));
+        assert_eq!(suite.shard_counts, full.shard_counts);
+        assert!(suite.events * 5 <= full.events, "{} vs {}", suite.events, full.events);
+        assert!(suite.latency_run < full.latency_run);
+        assert!(!suite.latency_run.is_zero(), "the suite still measures latency");
+        assert_eq!(PipelineConfig::suite(true), PipelineConfig::new(true));
+        suite.validate().unwrap();
     }
 }

@@ -58,8 +58,11 @@ pub enum Scenario {
     /// the same znodes (1M of 100 B by default) through the coord load generator, and the
     /// time the load took.
     CoordMemory(CoordMemoryArgs),
-    /// Stream jobs on the engine: map + filter, and a keyed 1 s tumbling count over 100k
-    /// keys through the rtrb mesh, at 1 and 2 shards (throughput only).
+    /// Stream jobs on the engine at 1 shard and every core: map + filter, and keyed
+    /// tumbling (1 s), sliding (10 s every 1 s) and session (20 ms gap) counts over 100k
+    /// keys, each keyed job over the rtrb mesh and over crossbeam-channel; flat-out
+    /// throughput, then a paced run for latency (window result or record at the sink minus
+    /// its due time), peak RSS and shard metrics.
     Pipeline(PipelineArgs),
 }
 
@@ -70,7 +73,7 @@ fn suite() -> Vec<Scenario> {
         Scenario::Log(LogArgs::default()),
         Scenario::Coord(CoordArgs { suite: true, ..CoordArgs::default() }),
         Scenario::CoordMemory(CoordMemoryArgs { suite: true, ..CoordMemoryArgs::default() }),
-        Scenario::Pipeline(PipelineArgs::default()),
+        Scenario::Pipeline(PipelineArgs { suite: true, ..PipelineArgs::default() }),
     ]
 }
 
@@ -102,24 +105,34 @@ fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
 /// Knobs of `zabflow bench pipeline`; unset knobs take the scenario's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct PipelineArgs {
-    /// Events per series, over all shards [default: 200000000, 4000000 quick].
+    /// Events per series, over all shards (the session job runs a tenth of them)
+    /// [default: 200000000; 20000000 in the suite; 4000000 quick].
     #[arg(long)]
     events: Option<u64>,
+    /// Length of each paced latency run, e.g. `3s`; `0s` skips them [default: 3s; 1s in the
+    /// suite; 600ms quick].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    latency_run: Option<Duration>,
     /// Slots of every exchange ring [default: 4096].
     #[arg(long)]
     ring_slots: Option<usize>,
     /// Records a shard pulls from its source at once [default: 1024].
     #[arg(long)]
     batch: Option<usize>,
+    /// The default suite's run (fewer events, shorter latency runs).
+    #[arg(skip)]
+    suite: bool,
 }
 
 impl PipelineArgs {
     fn config(&self, quick: bool) -> PipelineConfig {
-        let defaults = PipelineConfig::new(quick);
+        let defaults =
+            if self.suite { PipelineConfig::suite(quick) } else { PipelineConfig::new(quick) };
         PipelineConfig {
             events: self.events.unwrap_or(defaults.events),
             ring_slots: self.ring_slots.unwrap_or(defaults.ring_slots),
             batch_records: self.batch.unwrap_or(defaults.batch_records),
+            latency_run: self.latency_run.unwrap_or(defaults.latency_run),
             ..defaults
         }
     }
