@@ -26,6 +26,12 @@ pub enum ToolError {
     /// The segmented log failed (open, append, sync).
     #[error(transparent)]
     Core(#[from] zabflow_core::Error),
+    /// A `zabflow job` command failed (bad arguments, a missing input, the job itself).
+    #[error("job: {0}")]
+    Job(String),
+    /// The coordination service stayed unreachable (exit status 3, so scripts can tell).
+    #[error("coordination service unavailable: {0}")]
+    CoordinationUnavailable(String),
     /// Standard output could not be written (other than a closed pipe, which is fine).
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),

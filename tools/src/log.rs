@@ -285,7 +285,10 @@ fn log_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, ToolError> {
 
 fn dump(args: &DumpArgs) -> Result<(), ToolError> {
     let manifest = read_manifest(&args.dir)?;
-    let kind = manifest.as_ref().and_then(|manifest| manifest.kind.clone());
+    let kind = manifest
+        .as_ref()
+        .and_then(|manifest| manifest.kind.clone())
+        .or_else(|| job_output_kind(&args.dir));
     let mut summary = String::new();
     for (name, dir) in log_dirs(&args.dir)? {
         let mut out = String::new();
@@ -362,8 +365,17 @@ fn describe(kind: Option<&str>, payload: &[u8]) -> Result<String, String> {
             AccessEntry::parse(line).map_err(|error| error.to_string())?;
             Ok(line.to_owned())
         }
+        Some("windowed-count") => crate::jobs::windowed_count::describe(payload),
         _ => Ok(hex(payload)),
     }
+}
+
+/// The job whose output `dir` holds, from its `JOB` marker (see `zabflow job run`).
+fn job_output_kind(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join("JOB")).ok()?;
+    let mut lines = text.lines();
+    (lines.next() == Some(crate::job::OUTPUT_MARKER_FIRST_LINE)).then_some(())?;
+    lines.find_map(|line| line.strip_prefix("job=")).map(str::to_owned)
 }
 
 fn hex(payload: &[u8]) -> String {

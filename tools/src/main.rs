@@ -9,6 +9,8 @@ mod bench;
 mod cli;
 mod cluster;
 mod error;
+mod job;
+mod jobs;
 mod log;
 mod node;
 mod report;
@@ -43,6 +45,9 @@ enum Command {
     /// Generate a deterministic input log, or print or verify a log.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Run a shipped job under the coordination service, or read its checkpoints.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Run the deterministic simulation of Zab ensembles over many seeds, or replay one.
     Sim(sim::SimArgs),
 }
@@ -67,6 +72,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Cli(args) => cli::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Log(command) => log::run(command),
+        Command::Job(command) => job::run(command),
     }
 }
 
@@ -75,7 +81,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("zabflow: error: {error}");
-            ExitCode::FAILURE
+            match error {
+                ToolError::CoordinationUnavailable(_) => {
+                    ExitCode::from(job::EXIT_COORDINATION_UNAVAILABLE)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

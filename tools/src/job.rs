@@ -1,0 +1,404 @@
+//! `zabflow job run|status`: run one of the shipped jobs under the coordination service,
+//! and read a job's checkpoints back from it.
+//!
+//! **run.** Connects to the coordination service (retrying with exponential backoff,
+//! [`CONNECT_BACKOFF_MIN`] doubling to [`CONNECT_BACKOFF_MAX`], for at most
+//! `--connect-timeout`; then it gives up with exit status [`EXIT_COORDINATION_UNAVAILABLE`]),
+//! registers as a worker and enters the cluster's leader election. A process that does not
+//! lead is a standby: it says so and waits, and takes over when the leader's session ends
+//! (a killed leader's session expires after `--session-timeout`). The leader opens the
+//! input (only then: the input's logs are locked by their reader), runs the job to the end
+//! of the input, and exits 0.
+//!
+//! ```text
+//! OUTPUT/JOB              "zabflow-job-output 1", job=<kind>, format=log|jsonl
+//! OUTPUT/partition-<i>/   windowed-count: a zabflow_core::log of CountResult records
+//! OUTPUT/part-<i>.jsonl   log-analysis: JSON lines
+//! ```
+//!
+//! Progress goes to stderr as lines starting `job:` (leadership, start, end), so a test or
+//! an operator can follow it.
+//!
+//! **status.** Prints the leader's address, the registered workers and every completed
+//! checkpoint of the job (epoch, time, source offsets, state files and bytes, sink
+//! positions), read through the same `Coordinator` trait the engine uses.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use zabflow_core::coordinator::{Coordinator, CoordinatorError, SessionState};
+use zabflow_core::engine::{FileSink, JobConfig, LogSink, RowFormat};
+use zabflow_net::client::{Client, ClientConfig};
+use zabflow_net::coordinator::ZkCoordinator;
+
+use crate::error::ToolError;
+use crate::jobs::input::{InputKind, InputLog};
+use crate::jobs::{log_analysis, windowed_count};
+
+/// First wait between attempts to reach the coordination service.
+pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between attempts to reach the coordination service.
+pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Exit status of `job run` and `job status` when the coordination service stayed
+/// unreachable for the whole `--connect-timeout`.
+pub const EXIT_COORDINATION_UNAVAILABLE: u8 = 3;
+/// How often a standby looks again whether it leads (and whether its session lives).
+const LEADERSHIP_POLL: Duration = Duration::from_millis(500);
+/// The first line of `OUTPUT/JOB`.
+pub const OUTPUT_MARKER_FIRST_LINE: &str = "zabflow-job-output 1";
+
+/// `zabflow job …`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run a job under the coordination service (a second process is a standby).
+    Run(RunArgs),
+    /// Print a job's leader, workers and completed checkpoints.
+    Status(StatusArgs),
+}
+
+/// The shipped jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobKind {
+    /// Events per key in tumbling event-time windows, over a keyed input log.
+    WindowedCount,
+    /// Requests and errors per URL and status, top URLs, in 10 s windows, over access logs.
+    LogAnalysis,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::WindowedCount => "windowed-count",
+            JobKind::LogAnalysis => "log-analysis",
+        }
+    }
+
+    fn input_kind(self) -> InputKind {
+        match self {
+            JobKind::WindowedCount => InputKind::Keyed,
+            JobKind::LogAnalysis => InputKind::Access,
+        }
+    }
+
+    fn output_format(self) -> &'static str {
+        match self {
+            JobKind::WindowedCount => "log",
+            JobKind::LogAnalysis => "jsonl",
+        }
+    }
+}
+
+/// Where the coordination service is.
+#[derive(Debug, Args)]
+pub struct CoordArgs {
+    /// The coordination servers, as a ZooKeeper connect string.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
+    pub coord: String,
+    /// The cluster: the znodes live under /zabflow/<cluster>.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// The session timeout asked of the service: how long after a crash a standby takes over.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "4s")]
+    pub session_timeout: Duration,
+    /// How long to keep trying to reach the coordination service before giving up.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job to run.
+    #[arg(long, value_enum)]
+    pub job: JobKind,
+    /// The input log (written by `zabflow log gen`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The output directory (created if missing).
+    #[arg(long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub coord: CoordArgs,
+    /// Shards (pinned threads).
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// Time between checkpoints.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub checkpoint_interval: Duration,
+    /// A checkpoint not complete after this long is aborted.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub checkpoint_timeout: Duration,
+    /// Completed checkpoints kept (older ones and their state files are deleted).
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+    /// Where state files go (default: OUTPUT/state).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Window size of the windowed count.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub window: Duration,
+    /// This process's worker id (default: job-<pid>).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The job's name (windowed-count or log-analysis).
+    #[arg(long)]
+    pub job: String,
+    #[command(flatten)]
+    pub coord: CoordArgs,
+}
+
+/// Runs a `job` command.
+///
+/// # Errors
+/// [`ToolError::CoordinationUnavailable`] when the service stays unreachable;
+/// [`ToolError::Job`] for bad arguments, a missing input and failures of the job.
+pub fn run(command: JobCommand) -> Result<(), ToolError> {
+    match command {
+        JobCommand::Run(args) => run_job(&args),
+        JobCommand::Status(args) => status(&args),
+    }
+}
+
+fn fail(message: impl Into<String>) -> ToolError {
+    ToolError::Job(message.into())
+}
+
+/// Prints one progress line on stderr.
+fn progress(message: &str) {
+    eprintln!("job: {message}");
+}
+
+/// Connects to the coordination service, retrying with backoff until `connect_timeout`.
+///
+/// # Errors
+/// [`ToolError::CoordinationUnavailable`] naming the servers, the attempts and the last
+/// error; [`ToolError::Job`] for a bad connect string or cluster name.
+pub fn connect(args: &CoordArgs) -> Result<Arc<ZkCoordinator>, ToolError> {
+    let mut config = ClientConfig::new(&args.coord)
+        .map_err(|error| fail(format!("bad --coord {:?}: {error}", args.coord)))?
+        .with_session_timeout(args.session_timeout);
+    let deadline = Instant::now() + args.connect_timeout;
+    let mut backoff = CONNECT_BACKOFF_MIN;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        config.connect_timeout_ms =
+            left.clamp(CONNECT_BACKOFF_MIN, args.session_timeout).as_millis() as u64;
+        let error = match Client::connect(config.clone()) {
+            Ok(client) => {
+                return ZkCoordinator::new(client, &args.cluster)
+                    .map(Arc::new)
+                    .map_err(|error| fail(format!("--cluster {:?}: {error}", args.cluster)));
+            }
+            Err(error) => error,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ToolError::CoordinationUnavailable(format!(
+                "no server of {} accepted a session in {attempts} attempts over {:?}: {error}",
+                args.coord, args.connect_timeout
+            )));
+        }
+        let wait = backoff.min(left);
+        progress(&format!(
+            "coordination service {} unreachable (attempt {attempts}: {error}); retrying in {wait:?}",
+            args.coord
+        ));
+        std::thread::sleep(wait);
+        backoff = (backoff * 2).min(CONNECT_BACKOFF_MAX);
+    }
+}
+
+fn coordinator_error(what: &str, error: CoordinatorError) -> ToolError {
+    match error {
+        CoordinatorError::Unavailable(_) => {
+            ToolError::CoordinationUnavailable(format!("{what}: {error}"))
+        }
+        error => fail(format!("{what}: {error}")),
+    }
+}
+
+/// Checks the arguments that need no coordination service, before connecting.
+fn check_run_args(args: &RunArgs) -> Result<(), ToolError> {
+    if args.shards == 0 || args.shards > zabflow_core::constants::SHARDS_MAX {
+        return Err(fail(format!(
+            "--shards {} out of 1..={}",
+            args.shards,
+            zabflow_core::constants::SHARDS_MAX
+        )));
+    }
+    if args.checkpoint_interval.is_zero() || args.checkpoint_timeout.is_zero() {
+        return Err(fail("--checkpoint-interval and --checkpoint-timeout must be above 0"));
+    }
+    if args.keep == 0 {
+        return Err(fail("--keep must be at least 1 (the latest checkpoint is needed to resume)"));
+    }
+    if args.window.as_millis() == 0 {
+        return Err(fail("--window must be at least 1ms"));
+    }
+    crate::jobs::input::check_manifest(&args.input, args.job.input_kind())?;
+    Ok(())
+}
+
+fn run_job(args: &RunArgs) -> Result<(), ToolError> {
+    check_run_args(args)?;
+    let coordinator = connect(&args.coord)?;
+    let worker_id = args.worker_id.clone().unwrap_or_else(|| format!("job-{}", std::process::id()));
+    coordinator
+        .register_worker(&worker_id, &worker_id)
+        .map_err(|error| coordinator_error("register worker", error))?;
+    coordinator.campaign(&worker_id).map_err(|error| coordinator_error("campaign", error))?;
+    await_leadership(coordinator.as_ref(), &worker_id)?;
+    progress(&format!(
+        "{worker_id} leads cluster {}; running {}",
+        args.coord.cluster,
+        args.job.name()
+    ));
+    let input = InputLog::open(&args.input, args.job.input_kind())?;
+    prepare_output(&args.output, args.job)?;
+    let config = JobConfig::new(args.shards);
+    let started = Instant::now();
+    let records = run_plain(args, config, &input)?;
+    progress(&format!(
+        "finished: {records} output records in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let _ = coordinator.close();
+    Ok(())
+}
+
+/// Waits until this process leads, saying once that it is a standby.
+fn await_leadership(coordinator: &dyn Coordinator, worker_id: &str) -> Result<(), ToolError> {
+    let mut said = false;
+    loop {
+        match coordinator.await_leadership(LEADERSHIP_POLL) {
+            Ok(()) => return Ok(()),
+            Err(CoordinatorError::Timeout(..)) => {}
+            Err(error) => return Err(coordinator_error("leader election", error)),
+        }
+        if matches!(coordinator.session_state(), SessionState::Expired | SessionState::Closed) {
+            return Err(fail("the coordination session ended while waiting for leadership"));
+        }
+        if !said {
+            let leader = coordinator.leader_address().ok().flatten().unwrap_or_default();
+            progress(&format!("{worker_id} is a standby; {leader} leads"));
+            said = true;
+        }
+    }
+}
+
+/// Creates the output directory and its `JOB` marker (refusing another job's output).
+fn prepare_output(dir: &Path, kind: JobKind) -> Result<(), ToolError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| fail(format!("create output {}: {error}", dir.display())))?;
+    let marker = dir.join("JOB");
+    let text = format!(
+        "{OUTPUT_MARKER_FIRST_LINE}\njob={}\nformat={}\n",
+        kind.name(),
+        kind.output_format()
+    );
+    match std::fs::read_to_string(&marker) {
+        Ok(existing) if existing == text => Ok(()),
+        Ok(_) => Err(fail(format!(
+            "output {} holds another job's output ({}); use another --output",
+            dir.display(),
+            marker.display()
+        ))),
+        Err(_) => std::fs::write(&marker, text)
+            .map_err(|error| fail(format!("write {}: {error}", marker.display()))),
+    }
+}
+
+/// Runs the job without checkpoints; returns the output records written.
+fn run_plain(args: &RunArgs, config: JobConfig, input: &InputLog) -> Result<u64, ToolError> {
+    let output = args.output.clone();
+    match args.job {
+        JobKind::WindowedCount => {
+            let window_ms = args.window.as_millis() as u64;
+            let result = windowed_count::run_plain(config, input, window_ms, move |shard| {
+                LogSink::open(&output, shard)
+            })?;
+            let mut records = 0;
+            for report in result.sink_outputs {
+                records += report?.records;
+            }
+            Ok(records)
+        }
+        JobKind::LogAnalysis => {
+            let result = log_analysis::run_plain(config, input, move |shard| {
+                FileSink::create(&output, shard, RowFormat::JsonLines)
+            })?;
+            let mut records = 0;
+            for report in result.sink_outputs {
+                records += report?.rows;
+            }
+            Ok(records)
+        }
+    }
+}
+
+fn status(args: &StatusArgs) -> Result<(), ToolError> {
+    let coordinator = connect(&args.coord)?;
+    let mut out = String::new();
+    let leader = coordinator
+        .leader_address()
+        .map_err(|error| coordinator_error("read the leader", error))?;
+    let _ = writeln!(out, "cluster: {}", args.coord.cluster);
+    let _ = writeln!(out, "leader: {}", leader.as_deref().unwrap_or("(none)"));
+    let workers =
+        coordinator.workers().map_err(|error| coordinator_error("read workers", error))?;
+    let _ = writeln!(out, "workers: {}", workers.len());
+    for worker in &workers {
+        let _ = writeln!(out, "  {} at {}", worker.id, worker.address);
+    }
+    let epochs = coordinator
+        .checkpoints(&args.job)
+        .map_err(|error| coordinator_error("list checkpoints", error))?;
+    let _ = writeln!(out, "job: {}", args.job);
+    let _ = writeln!(out, "completed checkpoints: {}", epochs.len());
+    for epoch in epochs {
+        match coordinator.checkpoint(&args.job, epoch) {
+            Ok(checkpoint) => describe_checkpoint(&mut out, &checkpoint),
+            // Pruned between the listing and the read: the newer ones follow.
+            Err(CoordinatorError::NoSuchCheckpoint { .. }) => {}
+            Err(error) => {
+                return Err(coordinator_error(&format!("read checkpoint {epoch}"), error))
+            }
+        }
+    }
+    let _ = coordinator.close();
+    crate::print_stdout(&out)
+}
+
+fn describe_checkpoint(
+    out: &mut String,
+    checkpoint: &zabflow_core::coordinator::CompletedCheckpoint,
+) {
+    let state_bytes: u64 = checkpoint.state_files.iter().map(|file| file.bytes).sum();
+    let _ = writeln!(
+        out,
+        "  epoch {} at {} ms: {} state files, {state_bytes} state bytes",
+        checkpoint.epoch,
+        checkpoint.timestamp_ms,
+        checkpoint.state_files.len()
+    );
+    let sources: Vec<String> = checkpoint
+        .source_offsets
+        .iter()
+        .map(|source| format!("{}@{}", source.partition, source.offset))
+        .collect();
+    let _ = writeln!(out, "    source offsets (partition@offset): {}", sources.join(" "));
+    let sinks: Vec<String> = checkpoint
+        .sink_positions
+        .iter()
+        .map(|sink| format!("{}@{}", sink.partition, sink.offset))
+        .collect();
+    let _ = writeln!(out, "    sink positions (partition@offset): {}", sinks.join(" "));
+}

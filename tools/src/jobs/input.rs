@@ -1,0 +1,207 @@
+//! The input of a job: the partitioned log `zabflow log gen` writes, read as one event-time
+//! ordered stream per shard.
+//!
+//! ```text
+//! INPUT/MANIFEST         "zabflow-input-log 1", kind=keyed|access, partition-<i>=<records>
+//! INPUT/partition-<i>/   a zabflow_core::log each; shard s reads the partitions i ≡ s (mod N)
+//! ```
+//!
+//! **Why a merge.** A shard that reads several partitions one after the other would see the
+//! second partition's early records after the first one's late ones: behind its own
+//! watermark, so late, and how many depends on the shard count. Exactly-once comparison
+//! across shard counts (rescaling) needs the same records to be on time whatever the
+//! placement, so a shard merges its partitions by timestamp instead (the next record is
+//! the partition head with the smallest timestamp, ties to the lower partition). Its
+//! output is then out of order by no more than one partition's own disorder, which the
+//! generator bounds ([`INPUT_DISORDER_MS_MAX`]), whatever offsets the partitions resume
+//! at after a restore.
+//!
+//! **Position.** The source's position is, per partition, the offset of the first record
+//! it has not handed out yet (a buffered head counts as not handed out), so a restore that
+//! seeks every partition to its recorded offset resumes exactly after the last record
+//! covered by the checkpoint.
+//!
+//! The logs are opened with `Log::open`, which takes each partition's `LOCK`: one job
+//! process reads an input at a time, and a killed reader's lock goes with its process.
+
+use std::path::Path;
+
+use zabflow_core::engine::{Partition, Source, SourceStatus, Stamped};
+use zabflow_core::log::{Durability, Log, LogIter, LogOptions, LogReader};
+
+use crate::error::ToolError;
+
+/// The largest amount a generated record's time lies below an earlier record's of the same
+/// partition (`zabflow log gen` jitters keyed events back by at most 500 ms; access lines
+/// have whole seconds). Jobs declare this much out-of-orderness plus a margin.
+pub const INPUT_DISORDER_MS_MAX: u64 = 1000;
+
+/// What a job's input log holds, from its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Keyed,
+    Access,
+}
+
+impl InputKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Keyed => "keyed",
+            InputKind::Access => "access",
+        }
+    }
+}
+
+/// Checks that `dir` is an input log of `kind` (without opening, so without locking, it).
+///
+/// # Errors
+/// [`ToolError::Job`] when `dir` is missing, has no manifest, or holds another kind.
+pub fn check_manifest(dir: &Path, kind: InputKind) -> Result<(), ToolError> {
+    let fail = |message: String| ToolError::Job(format!("input log {}: {message}", dir.display()));
+    if !dir.is_dir() {
+        return Err(fail("no such directory (write one with `zabflow log gen`)".to_owned()));
+    }
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST"))
+        .map_err(|error| fail(format!("cannot read its MANIFEST: {error}")))?;
+    let found = manifest.lines().find_map(|line| line.strip_prefix("kind=")).unwrap_or("");
+    if found != kind.name() {
+        return Err(fail(format!(
+            "holds {found:?} records; this job reads {:?} records",
+            kind.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Turns one log payload into a stamped record, or says why it cannot.
+pub type Decode<T> = fn(&[u8]) -> Result<Stamped<T>, String>;
+
+/// An input log opened for reading: one reader per partition.
+#[derive(Clone)]
+pub struct InputLog {
+    readers: Vec<LogReader>,
+}
+
+impl InputLog {
+    /// Opens the input log at `dir` and checks its manifest says `kind`.
+    ///
+    /// # Errors
+    /// [`ToolError::Job`] when `dir` is missing, has no manifest or partitions, or holds
+    /// another kind of input; what opening a partition's log fails with.
+    pub fn open(dir: &Path, kind: InputKind) -> Result<InputLog, ToolError> {
+        check_manifest(dir, kind)?;
+        let fail =
+            |message: String| ToolError::Job(format!("input log {}: {message}", dir.display()));
+        let mut readers = Vec::new();
+        while dir.join(format!("partition-{}", readers.len())).is_dir() {
+            let path = dir.join(format!("partition-{}", readers.len()));
+            let options = LogOptions { durability: Durability::Buffered, ..LogOptions::default() };
+            let log = Log::open(&path, options)
+                .map_err(|error| fail(format!("partition-{}: {error}", readers.len())))?;
+            readers.push(log.reader());
+            // The reader keeps the segments mapped; the lock stays with the process.
+            std::mem::forget(log);
+        }
+        if readers.is_empty() {
+            return Err(fail("holds no partition-0 directory".to_owned()));
+        }
+        Ok(InputLog { readers })
+    }
+
+    /// The source of shard `partition.index`: the partitions `i ≡ index (mod count)`,
+    /// merged by timestamp, each starting at `start_offset(i)` (its first offset if `None`).
+    ///
+    /// # Panics
+    /// If a start offset lies outside its partition (a checkpoint of another input).
+    pub fn source<T>(
+        &self,
+        partition: Partition,
+        decode: Decode<T>,
+        out_of_orderness: u64,
+        start_offset: impl Fn(usize) -> Option<u64>,
+    ) -> MergedSource<T> {
+        let parts = (partition.index..self.readers.len())
+            .step_by(partition.count)
+            .map(|index| {
+                let reader = &self.readers[index];
+                let offset = start_offset(index).unwrap_or_else(|| reader.first_offset());
+                let iter = reader.iter_from(offset).unwrap_or_else(|error| {
+                    panic!("input partition {index} cannot resume at offset {offset}: {error}")
+                });
+                PartitionCursor { index, iter, head: None, head_offset: offset, done: false }
+            })
+            .collect();
+        MergedSource { parts, decode, out_of_orderness }
+    }
+}
+
+struct PartitionCursor<T> {
+    index: usize,
+    iter: LogIter,
+    /// The next record of this partition, read but not handed out.
+    head: Option<Stamped<T>>,
+    /// The offset of `head` (or of the next record to read when there is no head).
+    head_offset: u64,
+    done: bool,
+}
+
+impl<T: Copy> PartitionCursor<T> {
+    /// Makes sure `head` holds the next record unless the partition has ended.
+    fn fill(&mut self, decode: Decode<T>) {
+        if self.head.is_some() || self.done {
+            return;
+        }
+        self.head_offset = self.iter.offset();
+        match self.iter.next() {
+            None => self.done = true,
+            Some(Ok(record)) => match decode(record.payload()) {
+                Ok(stamped) => self.head = Some(stamped),
+                Err(reason) => panic!(
+                    "record {} of input partition {} does not decode: {reason}",
+                    record.offset(),
+                    self.index
+                ),
+            },
+            Some(Err(error)) => panic!("reading input partition {}: {error}", self.index),
+        }
+    }
+}
+
+/// One shard's partitions of an input log, merged by timestamp (see the module doc).
+pub struct MergedSource<T> {
+    parts: Vec<PartitionCursor<T>>,
+    decode: Decode<T>,
+    out_of_orderness: u64,
+}
+
+impl<T: Copy + Send + 'static> Source for MergedSource<T> {
+    type Record = T;
+
+    /// # Panics
+    /// If a record fails its CRC or does not decode (the job stops with an error naming the
+    /// source, the partition and the offset).
+    fn pull(&mut self, out: &mut Vec<Stamped<T>>, max: usize) -> SourceStatus {
+        let decode = self.decode;
+        while out.len() < max {
+            for part in &mut self.parts {
+                part.fill(decode);
+            }
+            let next = self
+                .parts
+                .iter()
+                .enumerate()
+                .filter_map(|(position, part)| part.head.map(|head| (head.timestamp, position)))
+                .min()
+                .map(|(_, position)| position);
+            let Some(position) = next else { return SourceStatus::Exhausted };
+            let part = &mut self.parts[position];
+            out.push(part.head.take().expect("the chosen partition has a head"));
+            part.head_offset += 1;
+        }
+        SourceStatus::Active
+    }
+
+    fn out_of_orderness(&self) -> u64 {
+        self.out_of_orderness
+    }
+}

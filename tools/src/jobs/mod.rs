@@ -1,0 +1,12 @@
+//! The jobs `zabflow job run` ships: a windowed keyed count ([`windowed_count`]) and an
+//! access-log analysis ([`log_analysis`]), both reading a partitioned input log through
+//! [`input`].
+//!
+//! Both are deterministic given their input — every output record is a function of the
+//! input's records alone, whatever the shard count and whatever the timing — so the
+//! committed output of a run that was killed and restarted any number of times can be
+//! compared record for record with an uninterrupted run's.
+
+pub mod input;
+pub mod log_analysis;
+pub mod windowed_count;
