@@ -91,3 +91,26 @@ const _: () = assert!(KEY_GROUPS_DEFAULT <= KEY_GROUPS_MAX && KEY_GROUPS_DEFAULT
 const _: () = assert!(SHARDS_MAX <= KEY_GROUPS_MAX);
 const _: () = assert!(RING_SLOTS_DEFAULT <= RING_SLOTS_MAX);
 const _: () = assert!(SOURCE_BATCH_RECORDS_DEFAULT <= SOURCE_BATCH_RECORDS_MAX);
+
+/// Shortest interval between checkpoints a job accepts.
+pub const CHECKPOINT_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Most checkpoints a job may have in flight at once.
+pub const CHECKPOINTS_CONCURRENT_MAX: usize = 8;
+
+/// First pause before retrying a coordination call that failed with a retryable error; it
+/// doubles on each retry up to [`COORDINATION_BACKOFF_MAX`].
+pub const COORDINATION_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Longest pause between two retries of a coordination call.
+pub const COORDINATION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longest a shard sleeps between two looks for the final checkpoint's epoch at the end of
+/// its input.
+pub const FINAL_CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Largest state file a restore reads (a damaged length must not make it allocate more).
+pub const STATE_FILE_BYTES_MAX: u64 = 1 << 34;
+
+const _: () = assert!(CHECKPOINTS_CONCURRENT_MAX >= 1);
+const _: () = assert!(COORDINATION_BACKOFF_MIN.as_nanos() < COORDINATION_BACKOFF_MAX.as_nanos());

@@ -47,6 +47,29 @@ pub enum Error {
     /// A shard stopped because another shard of the job failed first.
     #[error("shard {shard} stopped because another shard of the job failed")]
     JobAborted { shard: usize },
+    /// A checkpointed job uses a source, sink or operator that cannot take part in
+    /// checkpoints; the message names it and says what it lacks.
+    #[error("not checkpointable: {0}")]
+    NotCheckpointable(String),
+    /// A state file (or an output commit file) is damaged, or belongs to another job, epoch
+    /// or key group.
+    #[error("bad state file {}: {reason}", path.display())]
+    StateFile { path: PathBuf, reason: String },
+    /// A checkpoint could not be restored (after every fallback was tried), or the
+    /// checkpoint machinery failed; the message says which checkpoint and why.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The coordination service failed a call the job could not do without (after retries).
+    #[error("coordination: {context}: {source}")]
+    Coordination {
+        context: String,
+        #[source]
+        source: crate::coordinator::CoordinatorError,
+    },
+    /// The job lost leadership (its coordination session expired, or another contender
+    /// leads): it stopped so that two leaders never write the same output.
+    #[error("job {job} lost leadership and stopped (fenced)")]
+    LeadershipLost { job: String },
 }
 
 impl Error {
@@ -87,6 +110,15 @@ impl Error {
                 message: message.clone(),
             },
             Error::JobAborted { shard } => Error::JobAborted { shard: *shard },
+            Error::NotCheckpointable(message) => Error::NotCheckpointable(message.clone()),
+            Error::StateFile { path, reason } => {
+                Error::StateFile { path: path.clone(), reason: reason.clone() }
+            }
+            Error::Checkpoint(message) => Error::Checkpoint(message.clone()),
+            Error::Coordination { context, source } => {
+                Error::Coordination { context: context.clone(), source: source.clone() }
+            }
+            Error::LeadershipLost { job } => Error::LeadershipLost { job: job.clone() },
         }
     }
 

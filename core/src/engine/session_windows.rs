@@ -17,6 +17,8 @@
 
 use super::key_group::KeyHashBuilder;
 use super::operator::{KeyedOperator, OperatorCounters};
+use super::snapshot::{KeyGroupWriter, SnapshotState};
+use super::state_codec::{StateCodec, StateDecodeError};
 use super::window::{TimeDomain, Window};
 use super::window_function::WindowFunction;
 use std::cmp::Reverse;
@@ -267,6 +269,54 @@ where
 
     fn counters(&self) -> OperatorCounters {
         self.counters
+    }
+}
+
+impl<K, T, F> SnapshotState<K, T> for SessionWindows<K, T, F>
+where
+    K: Copy + Eq + Hash + StateCodec,
+    F: WindowFunction<K, T>,
+    F::State: StateCodec,
+{
+    /// Entries `key | start | end | fired | state`, one per live session.
+    fn snapshot(&self, out: &mut KeyGroupWriter) {
+        for node in self.nodes.iter().flatten() {
+            let buffer = out.buffer_for_key(&node.key);
+            node.key.encode_state(buffer);
+            node.start.encode_state(buffer);
+            node.end.encode_state(buffer);
+            node.fired.encode_state(buffer);
+            node.state.encode_state(buffer);
+        }
+    }
+
+    fn restore(&mut self, _key_group: usize, mut bytes: &[u8]) -> Result<(), StateDecodeError> {
+        while !bytes.is_empty() {
+            let key = K::decode_state(&mut bytes)?;
+            let (start, end) = (u64::decode_state(&mut bytes)?, u64::decode_state(&mut bytes)?);
+            let fired = bool::decode_state(&mut bytes)?;
+            let state = F::State::decode_state(&mut bytes)?;
+            if start >= end {
+                return Err(StateDecodeError(format!("session [{start}, {end})")));
+            }
+            let index = self.allocate(key, start, end);
+            let lateness = self.lateness;
+            let node = self.node_mut(index);
+            node.state = state;
+            node.fired = fired;
+            if fired {
+                // Its valid timer is the end of its allowed lateness, not its end.
+                let due = end.saturating_add(lateness);
+                node.timer = due;
+                self.timers.push(Reverse((due, index)));
+            }
+        }
+        Ok(())
+    }
+
+    fn restore_time(&mut self, watermark: u64) {
+        assert!(self.watermark == 0, "restore_time on a running operator");
+        self.watermark = watermark;
     }
 }
 

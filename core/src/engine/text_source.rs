@@ -11,7 +11,8 @@
 //! constant and use processing-time windows).
 
 use super::item::Stamped;
-use super::source::{Partition, Source, SourceStatus};
+use super::source::{own_offset, Partition, Source, SourceStatus};
+use crate::coordinator::SourceOffset;
 use crate::Error;
 use std::path::Path;
 
@@ -55,7 +56,7 @@ impl TextFile {
         } else {
             bytes[start..].iter().position(|&b| b == b'\n').map_or(len, |at| start + at + 1)
         };
-        TextSource { text: self.text, next: first, end, timestamp_of, out_of_orderness }
+        TextSource { text: self.text, partition, next: first, end, timestamp_of, out_of_orderness }
     }
 }
 
@@ -63,6 +64,7 @@ impl TextFile {
 #[derive(Debug, Clone)]
 pub struct TextSource {
     text: &'static str,
+    partition: Partition,
     /// Byte offset of the next line.
     next: usize,
     /// Lines starting at or after this offset belong to the next partition.
@@ -91,6 +93,26 @@ impl Source for TextSource {
 
     fn out_of_orderness(&self) -> u64 {
         self.out_of_orderness
+    }
+
+    /// One offset: the byte offset of the next line.
+    fn position(&self, out: &mut Vec<SourceOffset>) -> Result<(), Error> {
+        out.push(SourceOffset { partition: self.partition.index as u32, offset: self.next as u64 });
+        Ok(())
+    }
+
+    fn seek(&mut self, offsets: &[SourceOffset]) -> Result<(), Error> {
+        let next = own_offset("text source", self.partition, offsets)? as usize;
+        let bytes = self.text.as_bytes();
+        let at_line_start = next == 0 || bytes.get(next - 1) == Some(&b'\n');
+        if next > bytes.len() + 1 || (!at_line_start && next < bytes.len()) {
+            return Err(Error::Checkpoint(format!(
+                "text source partition {}: byte {next} is not the start of one of its lines",
+                self.partition.index
+            )));
+        }
+        self.next = next;
+        Ok(())
     }
 }
 
