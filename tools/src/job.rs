@@ -30,13 +30,17 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use zabflow_core::coordinator::{Coordinator, CoordinatorError, SessionState};
-use zabflow_core::engine::{FileSink, JobConfig, LogSink, RowFormat};
+use zabflow_core::engine::{
+    committed_file_bytes, committed_records, CheckpointSettings, CheckpointedOutput, FileSink,
+    JobConfig, LogSink, RowFormat,
+};
 use zabflow_net::client::{Client, ClientConfig};
 use zabflow_net::coordinator::ZkCoordinator;
 
 use crate::error::ToolError;
+use crate::jobs::fault::{self, FaultPlan, FaultSink, ObservedCoordinator};
 use crate::jobs::input::{InputKind, InputLog};
-use crate::jobs::{log_analysis, windowed_count};
+use crate::jobs::{log_analysis, windowed_count, Checkpoints};
 
 /// First wait between attempts to reach the coordination service.
 pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -249,6 +253,7 @@ fn check_run_args(args: &RunArgs) -> Result<(), ToolError> {
 
 fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     check_run_args(args)?;
+    fault::arm(FaultPlan::from_env().map_err(fail)?);
     let coordinator = connect(&args.coord)?;
     let worker_id = args.worker_id.clone().unwrap_or_else(|| format!("job-{}", std::process::id()));
     coordinator
@@ -263,15 +268,23 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     ));
     let input = InputLog::open(&args.input, args.job.input_kind())?;
     prepare_output(&args.output, args.job)?;
-    let config = JobConfig::new(args.shards);
+    let mut settings = CheckpointSettings::new(args.job.name(), &state_dir(args));
+    settings.interval = args.checkpoint_interval;
+    settings.timeout = args.checkpoint_timeout;
+    settings.keep = args.keep;
+    settings.address = worker_id;
+    settings.coordination_retry_max = args.coord.connect_timeout;
+    let observed: Arc<dyn Coordinator> = Arc::new(ObservedCoordinator::new(coordinator.clone()));
     let started = Instant::now();
-    let records = run_plain(args, config, &input)?;
-    progress(&format!(
-        "finished: {records} output records in {:.3} s",
-        started.elapsed().as_secs_f64()
-    ));
+    let summary =
+        run_checkpointed(args, JobConfig::new(args.shards), &input, (settings, observed))?;
+    progress(&format!("finished in {:.3} s: {summary}", started.elapsed().as_secs_f64()));
     let _ = coordinator.close();
     Ok(())
+}
+
+fn state_dir(args: &RunArgs) -> PathBuf {
+    args.state_dir.clone().unwrap_or_else(|| args.output.join("state"))
 }
 
 /// Waits until this process leads, saying once that it is a standby.
@@ -316,32 +329,55 @@ fn prepare_output(dir: &Path, kind: JobKind) -> Result<(), ToolError> {
     }
 }
 
-/// Runs the job without checkpoints; returns the output records written.
-fn run_plain(args: &RunArgs, config: JobConfig, input: &InputLog) -> Result<u64, ToolError> {
+/// Runs the job; returns a one-line summary (records written, restore, checkpoints).
+fn run_checkpointed(
+    args: &RunArgs,
+    config: JobConfig,
+    input: &InputLog,
+    checkpoints: Checkpoints,
+) -> Result<String, ToolError> {
     let output = args.output.clone();
     match args.job {
         JobKind::WindowedCount => {
             let window_ms = args.window.as_millis() as u64;
-            let result = windowed_count::run_plain(config, input, window_ms, move |shard| {
-                LogSink::open(&output, shard)
+            let sink = move |shard| FaultSink(LogSink::open(&output, shard));
+            let outcome = windowed_count::run(config, input, window_ms, sink, checkpoints)?;
+            let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
+                report.as_ref().map(|report| sum + report.records).map_err(|e| e.duplicate())
             })?;
-            let mut records = 0;
-            for report in result.sink_outputs {
-                records += report?.records;
-            }
-            Ok(records)
+            Ok(summarize(&outcome, records))
         }
         JobKind::LogAnalysis => {
-            let result = log_analysis::run_plain(config, input, move |shard| {
-                FileSink::create(&output, shard, RowFormat::JsonLines)
+            let sink =
+                move |shard| FaultSink(FileSink::resumable(&output, shard, RowFormat::JsonLines));
+            let outcome = log_analysis::run(config, input, sink, checkpoints)?;
+            let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
+                report.as_ref().map(|report| sum + report.rows).map_err(|e| e.duplicate())
             })?;
-            let mut records = 0;
-            for report in result.sink_outputs {
-                records += report?.rows;
-            }
-            Ok(records)
+            Ok(summarize(&outcome, records))
         }
     }
+}
+
+/// One line on what a run did; restore failures (a corrupt state file) each on a line
+/// of their own first.
+fn summarize<O>(outcome: &CheckpointedOutput<O>, records: u64) -> String {
+    for failure in &outcome.restore_failures {
+        progress(&format!("error: a checkpoint could not be restored: {failure}"));
+    }
+    let restored = outcome
+        .restored_from
+        .map_or("started afresh".to_owned(), |epoch| format!("resumed from checkpoint {epoch}"));
+    let alignment_max = outcome.completed.iter().map(|report| report.alignment_max).max();
+    format!(
+        "{records} output records written by this run; {restored} in {:.3} s; {} checkpoints \
+         completed, {} aborted; longest alignment {:?}; {} late records",
+        outcome.restore_duration.as_secs_f64(),
+        outcome.completed.len(),
+        outcome.aborted.len(),
+        alignment_max.unwrap_or_default(),
+        outcome.output.late_records()
+    )
 }
 
 fn status(args: &StatusArgs) -> Result<(), ToolError> {
@@ -401,4 +437,46 @@ fn describe_checkpoint(
         .map(|sink| format!("{}@{}", sink.partition, sink.offset))
         .collect();
     let _ = writeln!(out, "    sink positions (partition@offset): {}", sinks.join(" "));
+}
+
+/// The committed records of a job's output directory, one line each, partition after
+/// partition: decoded count results (windowed-count) or JSON lines (log-analysis).
+///
+/// # Errors
+/// [`ToolError::Job`] when `dir` is not a job's output; what reading the committed output
+/// fails with (a damaged commit file, a log locked by a running job).
+pub fn committed_output(dir: &Path) -> Result<Vec<String>, ToolError> {
+    let marker = dir.join("JOB");
+    let text = std::fs::read_to_string(&marker).map_err(|error| {
+        fail(format!("{} is not a job's output (no JOB file: {error})", dir.display()))
+    })?;
+    let mut lines = text.lines();
+    if lines.next() != Some(OUTPUT_MARKER_FIRST_LINE) {
+        return Err(fail(format!("{}: not a job output marker", marker.display())));
+    }
+    let format = lines.find_map(|line| line.strip_prefix("format=")).unwrap_or("");
+    let mut out = Vec::new();
+    match format {
+        "log" => {
+            for partition in committed_records(dir)? {
+                for payload in &partition.records {
+                    out.push(windowed_count::describe(payload).map_err(|reason| {
+                        fail(format!("partition-{}: {reason}", partition.partition))
+                    })?);
+                }
+            }
+        }
+        "jsonl" => {
+            let mut shard = 0;
+            while dir.join(format!("part-{shard}.jsonl")).exists() {
+                let bytes = committed_file_bytes(&dir.join(format!("part-{shard}.jsonl")))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| fail(format!("part-{shard}.jsonl is not UTF-8")))?;
+                out.extend(text.lines().map(str::to_owned));
+                shard += 1;
+            }
+        }
+        other => return Err(fail(format!("{}: unknown format {other:?}", marker.display()))),
+    }
+    Ok(out)
 }

@@ -96,6 +96,10 @@ pub struct DumpArgs {
     /// Check instead of printing: CRCs, clean tails, offsets, record decoding and counts.
     #[arg(long)]
     verify: bool,
+    /// Print only the committed records of a job's output (`zabflow job run --output`):
+    /// what its recorded checkpoints made visible, through the output's commit files.
+    #[arg(long, conflicts_with = "verify")]
+    committed: bool,
 }
 
 /// Runs a `log` command.
@@ -284,6 +288,15 @@ fn log_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, ToolError> {
 }
 
 fn dump(args: &DumpArgs) -> Result<(), ToolError> {
+    if args.committed {
+        let lines = crate::job::committed_output(&args.dir)?;
+        let mut out = String::new();
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        return crate::print_stdout(&out);
+    }
     let manifest = read_manifest(&args.dir)?;
     let kind = manifest
         .as_ref()

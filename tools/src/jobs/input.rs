@@ -26,6 +26,7 @@
 
 use std::path::Path;
 
+use zabflow_core::coordinator::SourceOffset;
 use zabflow_core::engine::{Partition, Source, SourceStatus, Stamped};
 use zabflow_core::log::{Durability, Log, LogIter, LogOptions, LogReader};
 
@@ -109,26 +110,20 @@ impl InputLog {
     }
 
     /// The source of shard `partition.index`: the partitions `i ≡ index (mod count)`,
-    /// merged by timestamp, each starting at `start_offset(i)` (its first offset if `None`).
-    ///
-    /// # Panics
-    /// If a start offset lies outside its partition (a checkpoint of another input).
+    /// merged by timestamp, each from its first record (a restore seeks them).
     pub fn source<T>(
         &self,
         partition: Partition,
         decode: Decode<T>,
         out_of_orderness: u64,
-        start_offset: impl Fn(usize) -> Option<u64>,
     ) -> MergedSource<T> {
         let parts = (partition.index..self.readers.len())
             .step_by(partition.count)
             .map(|index| {
                 let reader = &self.readers[index];
-                let offset = start_offset(index).unwrap_or_else(|| reader.first_offset());
-                let iter = reader.iter_from(offset).unwrap_or_else(|error| {
-                    panic!("input partition {index} cannot resume at offset {offset}: {error}")
-                });
-                PartitionCursor { index, iter, head: None, head_offset: offset, done: false }
+                let offset = reader.first_offset();
+                let iter = reader.iter_from(offset).expect("a log's first offset is readable");
+                PartitionCursor::new(index, reader.clone(), iter, offset)
             })
             .collect();
         MergedSource { parts, decode, out_of_orderness }
@@ -137,12 +132,19 @@ impl InputLog {
 
 struct PartitionCursor<T> {
     index: usize,
+    reader: LogReader,
     iter: LogIter,
     /// The next record of this partition, read but not handed out.
     head: Option<Stamped<T>>,
     /// The offset of `head` (or of the next record to read when there is no head).
     head_offset: u64,
     done: bool,
+}
+
+impl<T> PartitionCursor<T> {
+    fn new(index: usize, reader: LogReader, iter: LogIter, offset: u64) -> PartitionCursor<T> {
+        PartitionCursor { index, reader, iter, head: None, head_offset: offset, done: false }
+    }
 }
 
 impl<T: Copy> PartitionCursor<T> {
@@ -203,5 +205,37 @@ impl<T: Copy + Send + 'static> Source for MergedSource<T> {
 
     fn out_of_orderness(&self) -> u64 {
         self.out_of_orderness
+    }
+
+    /// Per partition read, the offset of the first record not handed out.
+    fn position(&self, out: &mut Vec<SourceOffset>) -> Result<(), zabflow_core::Error> {
+        let offsets = self
+            .parts
+            .iter()
+            .map(|part| SourceOffset { partition: part.index as u32, offset: part.head_offset });
+        out.extend(offsets);
+        Ok(())
+    }
+
+    /// Takes the offsets of its own partitions from a checkpoint of any shard count (a
+    /// partition's number, not the shard, names it). A partition the checkpoint does not
+    /// name starts at its beginning only if the checkpoint names no partition at all.
+    fn seek(&mut self, offsets: &[SourceOffset]) -> Result<(), zabflow_core::Error> {
+        for part in &mut self.parts {
+            let Some(offset) = offsets.iter().find(|o| o.partition as usize == part.index) else {
+                return Err(zabflow_core::Error::Checkpoint(format!(
+                    "the checkpoint has no offset for input partition {} (another input?)",
+                    part.index
+                )));
+            };
+            let iter = part.reader.iter_from(offset.offset).map_err(|error| {
+                zabflow_core::Error::Checkpoint(format!(
+                    "input partition {} cannot resume at offset {}: {error}",
+                    part.index, offset.offset
+                ))
+            })?;
+            *part = PartitionCursor::new(part.index, part.reader.clone(), iter, offset.offset);
+        }
+        Ok(())
     }
 }

@@ -26,12 +26,15 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+use zabflow_core::engine::state_codec::{take_bytes, DecodeResult};
 use zabflow_core::engine::{
-    Emitter, Field, Job, JobConfig, JobOutput, Row, RowWriter, Sink, Stamped, Tumbling, Window,
+    Emitter, Field, Job, JobConfig, Row, RowWriter, Sink, Stamped, StateCodec, StateDecodeError,
+    Tumbling, Window,
 };
 use zabflow_core::records::AccessEntry;
 
 use super::input::{InputLog, INPUT_DISORDER_MS_MAX};
+use super::{Checkpoints, Outcome};
 
 /// The window size, in milliseconds.
 pub const WINDOW_MS: u64 = 10_000;
@@ -119,6 +122,7 @@ pub enum AnalysisKey {
 
 /// Which of the three results a copy of a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Dimension {
     Url,
     Status,
@@ -138,6 +142,86 @@ impl Dimensioned {
             Dimension::Url => AnalysisKey::Url(self.record.url),
             Dimension::Status => AnalysisKey::Status(self.record.status),
             Dimension::Summary => AnalysisKey::Summary,
+        }
+    }
+}
+
+// State codecs: window state holds keys and records, so a checkpoint can snapshot them.
+//   InlineUrl = len:u8 | bytes[len]      AccessRecord = status:u16 | url
+//   Dimension = tag:u8 (0 url, 1 status, 2 summary)     Dimensioned = dimension | record
+//   AnalysisKey = tag:u8 (0 url | 1 status | 2 summary) | url? | status?
+
+impl StateCodec for InlineUrl {
+    fn encode_state(&self, out: &mut Vec<u8>) {
+        out.push(self.len);
+        out.extend_from_slice(&self.bytes[..usize::from(self.len)]);
+    }
+    fn decode_state(bytes: &mut &[u8]) -> DecodeResult<Self> {
+        let len = usize::from(u8::decode_state(bytes)?);
+        if len > URL_BYTES_MAX {
+            return Err(StateDecodeError(format!("URL of {len} bytes (at most {URL_BYTES_MAX})")));
+        }
+        let text = std::str::from_utf8(take_bytes(bytes, len)?)
+            .map_err(|_| StateDecodeError("URL is not UTF-8".to_owned()))?;
+        Ok(InlineUrl::new(text))
+    }
+}
+
+impl StateCodec for AccessRecord {
+    fn encode_state(&self, out: &mut Vec<u8>) {
+        self.status.encode_state(out);
+        self.url.encode_state(out);
+    }
+    fn decode_state(bytes: &mut &[u8]) -> DecodeResult<Self> {
+        Ok(AccessRecord { status: u16::decode_state(bytes)?, url: InlineUrl::decode_state(bytes)? })
+    }
+}
+
+impl StateCodec for Dimension {
+    fn encode_state(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8);
+    }
+    fn decode_state(bytes: &mut &[u8]) -> DecodeResult<Self> {
+        match u8::decode_state(bytes)? {
+            0 => Ok(Dimension::Url),
+            1 => Ok(Dimension::Status),
+            2 => Ok(Dimension::Summary),
+            tag => Err(StateDecodeError(format!("dimension tag {tag}"))),
+        }
+    }
+}
+
+impl StateCodec for Dimensioned {
+    fn encode_state(&self, out: &mut Vec<u8>) {
+        self.dimension.encode_state(out);
+        self.record.encode_state(out);
+    }
+    fn decode_state(bytes: &mut &[u8]) -> DecodeResult<Self> {
+        let dimension = Dimension::decode_state(bytes)?;
+        Ok(Dimensioned { dimension, record: AccessRecord::decode_state(bytes)? })
+    }
+}
+
+impl StateCodec for AnalysisKey {
+    fn encode_state(&self, out: &mut Vec<u8>) {
+        match self {
+            AnalysisKey::Url(url) => {
+                out.push(0);
+                url.encode_state(out);
+            }
+            AnalysisKey::Status(status) => {
+                out.push(1);
+                status.encode_state(out);
+            }
+            AnalysisKey::Summary => out.push(2),
+        }
+    }
+    fn decode_state(bytes: &mut &[u8]) -> DecodeResult<Self> {
+        match u8::decode_state(bytes)? {
+            0 => Ok(AnalysisKey::Url(InlineUrl::decode_state(bytes)?)),
+            1 => Ok(AnalysisKey::Status(u16::decode_state(bytes)?)),
+            2 => Ok(AnalysisKey::Summary),
+            tag => Err(StateDecodeError(format!("analysis key tag {tag}"))),
         }
     }
 }
@@ -274,19 +358,22 @@ fn analyse(
     }
 }
 
-/// Runs the job to the end of the input without checkpoints, writing through `sink`.
+/// Runs the job to the end of the input, checkpointed with `checkpoints`, writing through
+/// `sink`.
 ///
 /// # Errors
-/// What the engine's run fails with (a bad config, a panicked operator).
-pub fn run_plain<Snk: Sink<AnalysisRow>>(
+/// What the engine's run fails with (a bad config, a panicked operator, a checkpoint or
+/// coordination failure).
+pub fn run<Snk: Sink<AnalysisRow>>(
     config: JobConfig,
     input: &InputLog,
     sink: impl Fn(usize) -> Snk + Send + Sync + 'static,
-) -> Result<JobOutput<Snk::Output>, zabflow_core::Error> {
+    checkpoints: Checkpoints,
+) -> Outcome<Snk::Output> {
     let input = input.clone();
-    Job::new(config)
+    let job = Job::new(config)
         .source("input", move |partition| {
-            input.source(partition, decode_access, INPUT_DISORDER_MS_MAX, |_| None)
+            input.source(partition, decode_access, INPUT_DISORDER_MS_MAX)
         })
         .flat_map("dimensions", |record: AccessRecord, out: &mut Emitter<'_, Dimensioned>| {
             for dimension in [Dimension::Url, Dimension::Status, Dimension::Summary] {
@@ -296,6 +383,7 @@ pub fn run_plain<Snk: Sink<AnalysisRow>>(
         .key_by("by_dimension", Dimensioned::key)
         .window(Tumbling::of(WINDOW_MS))
         .process("analyse", analyse)
-        .sink("output", sink)
-        .run()
+        .sink("output", sink);
+    let (settings, coordinator) = checkpoints;
+    job.run_checkpointed(settings, coordinator)
 }

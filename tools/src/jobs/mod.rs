@@ -7,6 +7,18 @@
 //! committed output of a run that was killed and restarted any number of times can be
 //! compared record for record with an uninterrupted run's.
 
+pub mod fault;
 pub mod input;
 pub mod log_analysis;
 pub mod windowed_count;
+
+use std::sync::Arc;
+
+use zabflow_core::coordinator::Coordinator;
+use zabflow_core::engine::{CheckpointSettings, CheckpointedOutput};
+
+/// Checkpointing of a run: its settings and the coordinator.
+pub type Checkpoints = (CheckpointSettings, Arc<dyn Coordinator>);
+
+/// What a run hands back: the sinks' outputs and what the checkpoints did.
+pub type Outcome<O> = Result<CheckpointedOutput<O>, zabflow_core::Error>;

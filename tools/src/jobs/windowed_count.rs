@@ -17,6 +17,7 @@ use zabflow_core::engine::{
 use zabflow_core::records::{KeyedEvent, KEYED_EVENT_BYTES};
 
 use super::input::{InputLog, INPUT_DISORDER_MS_MAX};
+use super::{Checkpoints, Outcome};
 
 /// One output record: (key, window, count).
 pub type CountResult = WindowResult<u64, u64>;
@@ -50,24 +51,28 @@ pub fn describe(payload: &[u8]) -> Result<String, String> {
     ))
 }
 
-/// Runs the job to the end of the input without checkpoints, writing through `sink`.
+/// Runs the job to the end of the input, checkpointed with `checkpoints`, writing through
+/// `sink`.
 ///
 /// # Errors
-/// What the engine's run fails with (a bad config, a panicked operator).
-pub fn run_plain<Snk: Sink<CountResult>>(
+/// What the engine's run fails with (a bad config, a panicked operator, a checkpoint or
+/// coordination failure).
+pub fn run<Snk: Sink<CountResult>>(
     config: JobConfig,
     input: &InputLog,
     window_ms: u64,
     sink: impl Fn(usize) -> Snk + Send + Sync + 'static,
-) -> Result<zabflow_core::engine::JobOutput<Snk::Output>, zabflow_core::Error> {
+    checkpoints: Checkpoints,
+) -> Outcome<Snk::Output> {
     let input = input.clone();
-    Job::new(config)
+    let job = Job::new(config)
         .source("input", move |partition| {
-            input.source(partition, decode_keyed, INPUT_DISORDER_MS_MAX, |_| None)
+            input.source(partition, decode_keyed, INPUT_DISORDER_MS_MAX)
         })
         .key_by("by_key", |event: &Event| event.key)
         .window(Tumbling::of(window_ms))
         .aggregate("count", Count)
-        .sink("output", sink)
-        .run()
+        .sink("output", sink);
+    let (settings, coordinator) = checkpoints;
+    job.run_checkpointed(settings, coordinator)
 }
