@@ -107,6 +107,12 @@ impl InputTracker {
         }
     }
 
+    /// Whether barrier `epoch` has arrived on every input that has not ended (so the
+    /// epoch is aligned, also when the last missing input ended instead).
+    pub fn is_barrier_aligned(&self, epoch: u64) -> bool {
+        self.barriers.iter().zip(&self.ended).all(|(b, &ended)| ended || *b == Some(epoch))
+    }
+
     fn recompute(&mut self) -> Advance {
         let live = || self.watermarks.iter().zip(&self.ended).filter(|(_, &ended)| !ended);
         let active = live().zip(&self.idle).filter(|(_, &idle)| !idle);

@@ -32,6 +32,7 @@
 use super::aggregate::Aggregate;
 use super::chain::{Chain, Identity};
 use super::checkpoint::{CheckpointSettings, CheckpointedOutput};
+use super::checkpoint_driver::{self, Driver, RestorePlan, ShardCheckpointing};
 use super::filter::Filter;
 use super::flat_map::{Emitter, FlatMap};
 use super::item::Stamped;
@@ -42,8 +43,10 @@ use super::map::Map;
 use super::mesh::{Exchange, MeshBuilder, RtrbExchange};
 use super::metrics::JobMetrics;
 use super::operator::KeyedOperator;
-use super::runtime::run_on_shards;
-use super::shard::{KeyedShard, KeyedShardParts, OperatorNames, ShardStats, StatelessShard};
+use super::runtime::{run_on_shards, run_supervised};
+use super::shard::{
+    KeyedShard, KeyedShardParts, OperatorNames, ShardStats, SnapshotFn, StatelessShard,
+};
 use super::sink::{CountingSink, Sink};
 use super::snapshot::SnapshotState;
 use super::source::{Partition, Source};
@@ -58,7 +61,7 @@ use crate::Error;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Placement and capacity of a job: every bound it allocates with, chosen up front.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -527,45 +530,12 @@ where
         self,
         exchange: X,
     ) -> Result<JobOutput<Snk::Output, LSnk::Output>, Error> {
-        let KeyedJob { operated, sink_name, sink, metrics } = self;
-        let keyed = &operated.keyed;
-        let stream = &keyed.stream;
-        let config = stream.config;
+        let config = self.stream_config();
         config.validate()?;
-        check_metrics(&metrics, config)?;
-        let names = OperatorNames {
-            source: stream.source_name,
-            key_by: keyed.name,
-            operator: operated.operator_name,
-            sink: sink_name,
-            late_sink: operated.late_sink_name,
-        };
-        let key_groups = KeyGroups::new(config.key_groups, config.shards);
-        let ports = MeshBuilder::new(config.shards, config.ring_slots)
-            .build::<C::Out, X>(&exchange, config.batch_records + 2);
-        let work: Vec<_> = ports
-            .into_iter()
-            .enumerate()
-            .map(|(index, ports)| {
-                KeyedShard::<_, _, _, K, _, _, _, X>::new(KeyedShardParts {
-                    index,
-                    names,
-                    source: (stream.source)(Partition { index, count: config.shards }),
-                    chain: stream.chain.clone(),
-                    key_fn: keyed.key_fn.clone(),
-                    key_groups,
-                    outboxes: ports.outboxes,
-                    inboxes: ports.inboxes,
-                    operator: operated.operator.build(&KeyScope::new(key_groups, index)),
-                    sink: (sink)(index),
-                    late_sink: (operated.late_sink)(index),
-                    batch: config.batch_records,
-                    idleness: stream.idleness,
-                    drift_max_ms: config.drift_max_ms,
-                    metrics: metrics.clone(),
-                })
-            })
-            .collect();
+        check_metrics(&self.metrics, config)?;
+        let names = self.names();
+        let KeyedJob { operated, sink, metrics, .. } = self;
+        let work = build_shards(&operated, &sink, &exchange, names, metrics, |_, _| Ok(None))?;
         Ok(collect_output(run_on_shards(work)?))
     }
 }
@@ -597,15 +567,208 @@ where
         settings: CheckpointSettings,
         coordinator: Arc<dyn Coordinator>,
     ) -> Result<CheckpointedOutput<Snk::Output, LSnk::Output>, Error> {
-        self.stream_config().validate()?;
+        let config = self.stream_config();
+        config.validate()?;
         settings.validate()?;
-        let _ = coordinator;
-        Err(Error::Checkpoint("checkpointed runs are not implemented yet".into()))
+        check_metrics(&self.metrics, config)?;
+        let coordinator: &dyn Coordinator = &*coordinator;
+        checkpoint_driver::await_leadership(&settings, coordinator)?;
+        let restore_started = Instant::now();
+        let (plan, restore_failures, recorded) =
+            checkpoint_driver::find_restore_plan(&settings, coordinator, config.key_groups)?;
+        checkpoint_driver::remove_unrecorded_state(&settings, &recorded);
+        let driver = Driver::new(&settings, coordinator, config.shards, config.key_groups)?;
+        let names = self.names();
+        let KeyedJob { operated, sink, metrics, .. } = self;
+        let (trigger, plan_ref) = (driver.trigger.clone(), plan.as_ref());
+        let work =
+            build_shards(&operated, &sink, &RtrbExchange, names, metrics, |parts, scope| {
+                restore_shard(parts, plan_ref, names)?;
+                let checkpointing = ShardCheckpointing {
+                    trigger: trigger.clone(),
+                    scope: scope.clone(),
+                    tasks: driver.task_sender(),
+                };
+                let snapshot: SnapshotFn<OF::Operator> = |operator, out| operator.snapshot(out);
+                Ok(Some((checkpointing, snapshot)))
+            })?;
+        let restore_duration = restore_started.elapsed();
+        let (shard_results, driven) = run_supervised(work, |abort| driver.run(abort));
+        let report = driven?;
+        let output = collect_output(shard_results?);
+        Ok(CheckpointedOutput {
+            output,
+            restored_from: plan.map(|plan| plan.epoch),
+            restore_failures,
+            restore_duration,
+            completed: report.completed,
+            aborted: report.aborted,
+        })
     }
+}
 
+/// Restores one shard's parts from `plan` (or, without one, starts its sink afresh), after
+/// checking that its source, sink and operator can take part in checkpoints.
+fn restore_shard<S, T, Op, Snk, K>(
+    parts: &mut ShardSetup<'_, S, Op, Snk>,
+    plan: Option<&RestorePlan>,
+    names: OperatorNames,
+) -> Result<(), Error>
+where
+    S: Source,
+    Op: SnapshotState<K, T>,
+    Snk: Sink<<Op as KeyedOperator<K, T>>::Output>,
+    Op: KeyedOperator<K, T>,
+{
+    let not_checkpointable = |reason: String| Error::NotCheckpointable(reason);
+    parts.operator.check_checkpointable().map_err(not_checkpointable)?;
+    parts.source.position(&mut Vec::new()).map_err(|error| named(names.source, error))?;
+    let (epoch, positions) =
+        plan.map_or((0, &[][..]), |plan| (plan.epoch, &plan.sink_positions[..]));
+    parts
+        .sink
+        .restore(epoch, positions, parts.partition)
+        .map_err(|error| named(names.sink, error))?;
+    let Some(plan) = plan else { return Ok(()) };
+    parts.source.seek(&plan.source_offsets).map_err(|error| named(names.source, error))?;
+    parts.operator.restore_time(plan.watermark);
+    *parts.start_time = plan.watermark;
+    for group in parts.scope.range() {
+        parts.operator.restore(group, plan.section(group)).map_err(|error| {
+            Error::Checkpoint(format!(
+                "checkpoint {}: key group {group} of operator `{}` does not decode: {error}",
+                plan.epoch, names.operator
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Prefixes an error about a source or sink with its name.
+fn named(name: &str, error: Error) -> Error {
+    match error {
+        Error::NotCheckpointable(message) => {
+            Error::NotCheckpointable(format!("`{name}`: {message}"))
+        }
+        Error::Checkpoint(message) => Error::Checkpoint(format!("`{name}`: {message}")),
+        other => other,
+    }
+}
+
+/// A shard's parts as a checkpointed run restores them, before the shard is built.
+struct ShardSetup<'a, S, Op, Snk> {
+    partition: Partition,
+    scope: &'a KeyScope,
+    source: &'a mut S,
+    operator: &'a mut Op,
+    sink: &'a mut Snk,
+    start_time: &'a mut u64,
+}
+
+impl<S, C, KF, K, OF, Snk, LSnk> KeyedJob<S, C, KF, K, OF, Snk, LSnk>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    KF: Fn(&C::Out) -> K + Clone + Send + 'static,
+{
     fn stream_config(&self) -> JobConfig {
         self.operated.keyed.stream.config
     }
+
+    fn names(&self) -> OperatorNames {
+        let keyed = &self.operated.keyed;
+        OperatorNames {
+            source: keyed.stream.source_name,
+            key_by: keyed.name,
+            operator: self.operated.operator_name,
+            sink: self.sink_name,
+            late_sink: self.operated.late_sink_name,
+        }
+    }
+}
+
+type Work<S, C, KF, K, OF, Snk, LSnk, X> = KeyedShard<
+    S,
+    C,
+    KF,
+    K,
+    <OF as OperatorFactory<K, <C as Chain<<S as Source>::Record>>::Out>>::Operator,
+    Snk,
+    LSnk,
+    X,
+>;
+
+/// Builds every shard of a keyed job over `exchange`; `checkpointing` may restore a shard's
+/// parts and gives its checkpoint machinery (`None` for a plain run).
+#[allow(clippy::type_complexity)]
+fn build_shards<S, C, KF, K, OF, Snk, LSnk, X>(
+    operated: &OperatorStream<S, C, KF, K, OF, LSnk>,
+    sink: &Factory<usize, Snk>,
+    exchange: &X,
+    names: OperatorNames,
+    metrics: Option<JobMetrics>,
+    mut checkpointing: impl FnMut(
+        &mut ShardSetup<'_, S, OF::Operator, Snk>,
+        &KeyScope,
+    ) -> Result<
+        Option<(ShardCheckpointing, SnapshotFn<OF::Operator>)>,
+        Error,
+    >,
+) -> Result<Vec<Work<S, C, KF, K, OF, Snk, LSnk, X>>, Error>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    KF: Fn(&C::Out) -> K + Clone + Send + 'static,
+    K: Copy + Eq + Hash + Send + 'static,
+    OF: OperatorFactory<K, C::Out>,
+    Snk: Sink<<OF::Operator as KeyedOperator<K, C::Out>>::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+    X: Exchange,
+{
+    let keyed = &operated.keyed;
+    let stream = &keyed.stream;
+    let config = stream.config;
+    let key_groups = KeyGroups::new(config.key_groups, config.shards);
+    let ports = MeshBuilder::new(config.shards, config.ring_slots)
+        .build::<C::Out, X>(exchange, config.batch_records + 2);
+    let mut work = Vec::with_capacity(config.shards);
+    for (index, ports) in ports.into_iter().enumerate() {
+        let partition = Partition { index, count: config.shards };
+        let scope = KeyScope::new(key_groups, index);
+        let mut source = (stream.source)(partition);
+        let mut operator = operated.operator.build(&scope);
+        let mut sink = (sink)(index);
+        let mut start_time = 0;
+        let mut setup = ShardSetup {
+            partition,
+            scope: &scope,
+            source: &mut source,
+            operator: &mut operator,
+            sink: &mut sink,
+            start_time: &mut start_time,
+        };
+        let checkpointing = checkpointing(&mut setup, &scope)?;
+        work.push(KeyedShard::<_, _, _, K, _, _, _, X>::new(KeyedShardParts {
+            index,
+            names,
+            source,
+            chain: stream.chain.clone(),
+            key_fn: keyed.key_fn.clone(),
+            key_groups,
+            outboxes: ports.outboxes,
+            inboxes: ports.inboxes,
+            operator,
+            sink,
+            late_sink: (operated.late_sink)(index),
+            batch: config.batch_records,
+            idleness: stream.idleness,
+            drift_max_ms: config.drift_max_ms,
+            metrics: metrics.clone(),
+            checkpointing,
+            start_time,
+        }));
+    }
+    Ok(work)
 }
 
 fn collect_output<O, L>(outputs: Vec<(O, L, ShardStats)>) -> JobOutput<O, L> {

@@ -260,28 +260,83 @@ impl LogPartitions {
         partition: Partition,
         out_of_orderness: u64,
     ) -> LogSource<T> {
-        let readers = (partition.index..self.readers.len())
+        let cursors = (partition.index..self.readers.len())
             .step_by(partition.count)
             .map(|index| {
                 let reader = self.readers[index].clone();
-                (index, reader.first_offset(), reader)
+                Cursor {
+                    partition: index,
+                    next: reader.first_offset(),
+                    reader,
+                    iter: None,
+                    head: None,
+                }
             })
             .collect();
-        LogSource { readers, next_reader: 0, current: None, out_of_orderness, record: PhantomData }
+        LogSource { cursors, started: false, out_of_orderness, record: PhantomData }
+    }
+}
+
+/// One partition a log source reads: where it stands and the record it looked at next.
+struct Cursor<T> {
+    partition: usize,
+    /// Offset of the next record to give.
+    next: u64,
+    reader: LogReader,
+    /// Open once the first pull starts; `None` again at the partition's end.
+    iter: Option<LogIter>,
+    /// The next record (read, not given yet).
+    head: Option<Stamped<T>>,
+}
+
+impl<T: LogRecord> Cursor<T> {
+    /// Reads the next record into `head` unless it holds one; false at the end.
+    ///
+    /// # Panics
+    /// If a record fails its CRC or does not decode.
+    fn fill(&mut self) -> bool {
+        if self.head.is_some() {
+            return true;
+        }
+        let Some(iter) = &mut self.iter else { return false };
+        let partition = self.partition;
+        match iter.next() {
+            Some(Ok(record)) => {
+                let mut bytes: &[u8] = &record;
+                let Some(stamped) = Stamped::<T>::decode(&mut bytes) else {
+                    panic!(
+                        "record {} of log partition {partition} does not decode",
+                        record.offset()
+                    )
+                };
+                assert_eq!(
+                    record.offset(),
+                    self.next,
+                    "log partition {partition} skipped a record"
+                );
+                self.head = Some(stamped);
+                true
+            }
+            Some(Err(error)) => panic!("reading log partition {partition}: {error}"),
+            None => {
+                self.iter = None;
+                false
+            }
+        }
     }
 }
 
 /// One shard's partitions of a log directory, read as `Stamped<T>` records.
 ///
-/// Its position (for checkpoints) is, per partition it reads, the offset of the next record
-/// it will give; a seek may name the partitions of any shard count, since a partition's
-/// number, not the shard, identifies it.
+/// A shard reading several partitions (fewer shards than partitions) merges them by
+/// timestamp, always giving the earliest head record next, so event time advances in
+/// step across partitions and no partition's records fall behind the watermark of another
+/// (which reading them one after the other would do). Its position (for checkpoints) is,
+/// per partition, the offset of the next record it will give; a seek may name the
+/// partitions of any shard count, since a partition's number, not the shard, identifies it.
 pub struct LogSource<T> {
-    /// The shard's partitions: (partition number, next offset to read, reader), in order.
-    readers: Vec<(usize, u64, LogReader)>,
-    next_reader: usize,
-    /// The partition being read: its index in `readers`, and the iterator.
-    current: Option<(usize, LogIter)>,
+    cursors: Vec<Cursor<T>>,
+    started: bool,
     out_of_orderness: u64,
     record: PhantomData<fn() -> T>,
 }
@@ -293,42 +348,41 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
     /// If a record fails its CRC or does not decode as `Stamped<T>` (the job stops with an
     /// error naming the source).
     fn pull(&mut self, out: &mut Vec<Stamped<T>>, max: usize) -> SourceStatus {
-        while out.len() < max {
-            let Some((slot, iter)) = &mut self.current else {
-                let Some((_, next, reader)) = self.readers.get(self.next_reader) else {
-                    return SourceStatus::Exhausted;
-                };
-                let iter = reader.iter_from(*next).expect("seek checked the offset");
-                self.current = Some((self.next_reader, iter));
-                self.next_reader += 1;
-                continue;
-            };
-            let (partition, next, _) = &mut self.readers[*slot];
-            match iter.next() {
-                Some(Ok(record)) => {
-                    let mut bytes: &[u8] = &record;
-                    let Some(stamped) = Stamped::<T>::decode(&mut bytes) else {
-                        panic!(
-                            "record {} of log partition {partition} does not decode",
-                            record.offset()
-                        )
-                    };
-                    *next = record.offset() + 1;
-                    out.push(stamped);
-                }
-                Some(Err(error)) => panic!("reading log partition {partition}: {error}"),
-                None => self.current = None,
+        if !self.started {
+            self.started = true;
+            for cursor in &mut self.cursors {
+                cursor.iter = Some(cursor.reader.iter_from(cursor.next).expect("seek checked it"));
             }
+        }
+        if let [cursor] = &mut self.cursors[..] {
+            while out.len() < max && cursor.fill() {
+                out.push(cursor.head.take().expect("filled"));
+                cursor.next += 1;
+            }
+            return if cursor.head.is_none() && cursor.iter.is_none() {
+                SourceStatus::Exhausted
+            } else {
+                SourceStatus::Active
+            };
+        }
+        while out.len() < max {
+            let earliest = (self.cursors.iter_mut().enumerate())
+                .filter_map(|(index, cursor)| cursor.fill().then_some((index, cursor.head)))
+                .min_by_key(|(_, head)| head.map(|stamped| stamped.timestamp));
+            let Some((index, _)) = earliest else { return SourceStatus::Exhausted };
+            let cursor = &mut self.cursors[index];
+            out.push(cursor.head.take().expect("filled"));
+            cursor.next += 1;
         }
         SourceStatus::Active
     }
 
-    /// One offset per partition the shard reads (its number, the next offset to read).
+    /// One offset per partition the shard reads (its number, the next offset to give).
     fn position(&self, out: &mut Vec<SourceOffset>) -> Result<(), Error> {
-        let offsets = self.readers.iter().map(|(partition, next, _)| SourceOffset {
-            partition: *partition as u32,
-            offset: *next,
-        });
+        let offsets = self
+            .cursors
+            .iter()
+            .map(|cursor| SourceOffset { partition: cursor.partition as u32, offset: cursor.next });
         out.extend(offsets);
         Ok(())
     }
@@ -336,12 +390,13 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
     /// Resumes each partition at its offset in `offsets` (a partition missing from them,
     /// new since the checkpoint, starts at its beginning).
     fn seek(&mut self, offsets: &[SourceOffset]) -> Result<(), Error> {
-        assert!(self.current.is_none() && self.next_reader == 0, "seek before the first pull");
-        for (partition, next, reader) in &mut self.readers {
-            let Some(offset) = offsets.iter().find(|o| o.partition as usize == *partition) else {
+        assert!(!self.started, "seek before the first pull");
+        for cursor in &mut self.cursors {
+            let partition = cursor.partition;
+            let Some(offset) = offsets.iter().find(|o| o.partition as usize == partition) else {
                 continue;
             };
-            let (first, end) = (reader.first_offset(), reader.next_offset());
+            let (first, end) = (cursor.reader.first_offset(), cursor.reader.next_offset());
             if offset.offset < first || offset.offset > end {
                 return Err(Error::Checkpoint(format!(
                     "input log partition {partition} holds offsets {first}..{end}, but the \
@@ -349,7 +404,7 @@ impl<T: LogRecord + Copy + Send + 'static> Source for LogSource<T> {
                     offset.offset
                 )));
             }
-            *next = offset.offset;
+            cursor.next = offset.offset;
         }
         Ok(())
     }

@@ -28,10 +28,20 @@ pub(crate) trait ShardWork: Send {
 /// Runs `work[i]` on shard thread `i` and returns their outputs in shard order, or the
 /// job's root-cause error once every thread has stopped.
 pub(crate) fn run_on_shards<W: ShardWork>(work: Vec<W>) -> Result<Vec<W::Output>, Error> {
+    run_supervised(work, |_| ()).0
+}
+
+/// [`run_on_shards`], with `supervisor` running on the caller's thread while the shards
+/// run (the checkpoint driver); it gets the job's abort flag, which it may raise to stop
+/// the shards, and must return once the shards are done or aborted.
+pub(crate) fn run_supervised<W: ShardWork, T>(
+    work: Vec<W>,
+    supervisor: impl FnOnce(&AtomicBool) -> T,
+) -> (Result<Vec<W::Output>, Error>, T) {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pin = cores.len() >= work.len();
     let abort = AtomicBool::new(false);
-    let results: Vec<Result<W::Output, Error>> = thread::scope(|scope| {
+    let (results, supervised): (Vec<Result<W::Output, Error>>, T) = thread::scope(|scope| {
         let handles: Vec<_> = work
             .into_iter()
             .enumerate()
@@ -44,12 +54,14 @@ pub(crate) fn run_on_shards<W: ShardWork>(work: Vec<W>) -> Result<Vec<W::Output>
                     .map_err(|source| Error::io("spawning a shard thread", source))
             })
             .collect();
-        handles
+        let supervised = supervisor(&abort);
+        let results = handles
             .into_iter()
             .map(|handle| handle?.join().expect("run_shard catches every panic"))
-            .collect()
+            .collect();
+        (results, supervised)
     });
-    root_cause(results)
+    (root_cause(results), supervised)
 }
 
 fn run_shard<W: ShardWork>(

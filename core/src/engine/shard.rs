@@ -35,6 +35,7 @@
 //! the job's [`JobMetrics`].
 
 use super::chain::{guarded, Chain};
+use super::checkpoint_driver::{ShardCheckpointing, SnapshotTask};
 use super::input_tracker::{Advance, InputTracker};
 use super::item::{Item, Stamped};
 use super::key_group::KeyGroups;
@@ -43,10 +44,13 @@ use super::metrics::{JobMetrics, LiveGauges};
 use super::operator::KeyedOperator;
 use super::runtime::ShardWork;
 use super::sink::Sink;
+use super::snapshot::KeyGroupWriter;
 use super::source::{Source, SourceStatus};
 use super::window::TimeDomain;
-use crate::constants::SHARD_IDLE_SPINS_MAX;
+use crate::constants::{FINAL_CHECKPOINT_POLL, SHARD_IDLE_SPINS_MAX};
+use crate::coordinator::SourceOffset;
 use crate::Error;
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,6 +211,30 @@ pub(crate) struct KeyedShardParts<S: Source, C: Chain<S::Record>, KF, Op, Snk, L
     pub idleness: Option<Duration>,
     pub drift_max_ms: Option<u64>,
     pub metrics: Option<JobMetrics>,
+    /// For a checkpointed job: the checkpoint machinery and how to snapshot the operator.
+    pub checkpointing: Option<(ShardCheckpointing, SnapshotFn<Op>)>,
+    /// The operator's time to start from (a restored checkpoint's watermark, or 0).
+    pub start_time: u64,
+}
+
+/// Copies an operator's state into snapshot buffers (`SnapshotState::snapshot`, named
+/// where the operator's type is known to support it).
+pub(crate) type SnapshotFn<Op> = fn(&Op, &mut KeyGroupWriter);
+
+/// A checkpointed shard's barrier bookkeeping.
+struct Alignment<T, Op> {
+    checkpointing: ShardCheckpointing,
+    snapshot: SnapshotFn<Op>,
+    /// Inputs that delivered the barrier being aligned: not read until it completes.
+    blocked: Vec<bool>,
+    /// Items read behind a barrier in the same chunk, per input, handled after alignment.
+    parked: Vec<Vec<Item<T>>>,
+    /// Epochs injected and not yet snapshotted, with the source position at injection.
+    pending: VecDeque<(u64, Vec<SourceOffset>)>,
+    /// The newest epoch injected.
+    injected: u64,
+    /// When the first barrier of the epoch being aligned arrived.
+    first_barrier: Option<Instant>,
 }
 
 /// A shard of a keyed job: source → chain → exchange → keyed operator → sink.
@@ -230,6 +258,9 @@ pub(crate) struct KeyedShard<S: Source, C: Chain<S::Record>, KF, K, Op, Snk, LSn
     own_direct: bool,
     /// Items for the shard's own key groups when `own_direct`, handled right after the pull.
     own_staged: Vec<Item<C::Out>>,
+    alignment: Option<Alignment<C::Out, Op>>,
+    /// A checkpoint step failed (source position, sink commit): the shard stops with it.
+    failure: Option<Error>,
     stats: ShardStats,
     key: PhantomData<fn() -> K>,
 }
@@ -245,10 +276,21 @@ where
     LSnk: Sink<Stamped<C::Out>>,
     X: Exchange,
 {
-    pub(crate) fn new(parts: KeyedShardParts<S, C, KF, Op, Snk, LSnk, X>) -> Self {
+    pub(crate) fn new(mut parts: KeyedShardParts<S, C, KF, Op, Snk, LSnk, X>) -> Self {
         let inputs = parts.inboxes.len();
         let processing = parts.operator.time_domain() == TimeDomain::ProcessingTime;
+        let alignment = parts.checkpointing.take().map(|(checkpointing, snapshot)| Alignment {
+            checkpointing,
+            snapshot,
+            blocked: vec![false; inputs],
+            parked: (0..inputs).map(|_| Vec::new()).collect(),
+            pending: VecDeque::new(),
+            injected: 0,
+            first_barrier: None,
+        });
         KeyedShard {
+            alignment,
+            failure: None,
             source_status: SourceStatus::Active,
             tracker: InputTracker::new(inputs),
             pulled: Vec::with_capacity(parts.batch),
@@ -258,7 +300,7 @@ where
             last_record_at: Instant::now(),
             idle_sent: false,
             processing,
-            operator_time: 0,
+            operator_time: parts.start_time,
             ring_occupancy: 0,
             own_direct: inputs == 1,
             own_staged: Vec::with_capacity(parts.batch + 2),
@@ -291,6 +333,12 @@ where
                 self.advance_operator(processing_time_ms());
             }
             let mut progress = self.drain_inputs();
+            if self.alignment.is_some() {
+                progress |= self.poll_trigger();
+                if let Some(error) = self.failure.take() {
+                    return Err(error);
+                }
+            }
             progress |= self.flush_outboxes();
             if self.outboxes_flushed() && self.is_aligned() && self.pull_or_end() {
                 self.flush_outboxes();
@@ -307,6 +355,9 @@ where
         self.stats.windows_fired = counters.windows_fired;
         self.stats.late_firings = counters.late_firings;
         self.publish();
+        if self.alignment.is_some() {
+            self.final_checkpoint(abort)?;
+        }
         let KeyedShardParts { sink, late_sink, names, .. } = self.parts;
         let output = guarded(names.sink, || sink.finish());
         let late_output = guarded(names.late_sink, || late_sink.finish());
@@ -363,45 +414,64 @@ where
         }
     }
 
-    /// Step 1: reads every input ring empty. Returns whether any item arrived.
+    /// Step 1: reads every input ring empty (an input blocked by checkpoint alignment
+    /// excepted). Returns whether any item arrived.
     fn drain_inputs(&mut self) -> bool {
         let mut occupancy = 0;
         for input in 0..self.parts.inboxes.len() {
+            if let Some(alignment) = &self.alignment {
+                if alignment.blocked[input] {
+                    continue;
+                }
+                if !alignment.parked[input].is_empty() && !self.replay_parked(input) {
+                    continue;
+                }
+            }
             let (processing, now) = (self.processing, self.operator_time);
             let KeyedShardParts { inboxes, operator, key_fn, names, sink, late_sink, .. } =
                 &mut self.parts;
             let (tracker, stats) = (&mut self.tracker, &mut self.stats);
-            let mut watermark = None;
-            let count = inboxes[input].drain(|item| match *item {
-                Item::Record(Stamped { timestamp, record }) => {
-                    let key = guarded(names.key_by, || key_fn(&record));
-                    let timestamp = if processing { now } else { timestamp };
-                    let downstream = Downstream { operator, sink, late_sink, names, stats };
-                    downstream.deliver(key, timestamp, record);
+            let mut parked = self.alignment.as_mut().map(|alignment| &mut alignment.parked[input]);
+            let (mut watermark, mut barrier, mut ended) = (None, None, false);
+            let count = inboxes[input].drain(|item| {
+                if barrier.is_some() {
+                    // Behind a barrier: the next epoch's, handled once it is aligned.
+                    parked.as_mut().expect("barriers come only to checkpointed jobs").push(*item);
+                    return;
                 }
-                Item::Watermark(timestamp) => {
-                    if let Advance::Watermark(raised) = tracker.on_watermark(input, timestamp) {
-                        watermark = Some(raised);
+                match *item {
+                    Item::Record(Stamped { timestamp, record }) => {
+                        let key = guarded(names.key_by, || key_fn(&record));
+                        let timestamp = if processing { now } else { timestamp };
+                        let downstream = Downstream { operator, sink, late_sink, names, stats };
+                        downstream.deliver(key, timestamp, record);
                     }
-                }
-                Item::Idle => {
-                    if let Advance::Watermark(raised) = tracker.on_idle(input) {
-                        watermark = Some(raised);
+                    Item::Watermark(timestamp) => {
+                        if let Advance::Watermark(raised) = tracker.on_watermark(input, timestamp) {
+                            watermark = Some(raised);
+                        }
                     }
-                }
-                Item::Barrier(epoch) => {
-                    if let Advance::BarrierAligned(_) = tracker.on_barrier(input, epoch) {
-                        stats.barriers_aligned += 1;
+                    Item::Idle => {
+                        if let Advance::Watermark(raised) = tracker.on_idle(input) {
+                            watermark = Some(raised);
+                        }
                     }
-                }
-                Item::End => {
-                    if let Advance::Watermark(raised) = tracker.on_end(input) {
-                        watermark = Some(raised);
+                    Item::Barrier(epoch) => barrier = Some(epoch),
+                    Item::End => {
+                        ended = true;
+                        if let Advance::Watermark(raised) = tracker.on_end(input) {
+                            watermark = Some(raised);
+                        }
                     }
                 }
             });
             if let Some(watermark) = watermark.filter(|_| !self.processing) {
                 self.advance_operator(watermark);
+            }
+            if let Some(epoch) = barrier {
+                self.on_barrier(input, epoch);
+            } else if ended {
+                self.try_complete_alignment();
             }
             occupancy += count as u64;
         }
@@ -507,7 +577,10 @@ where
                 Item::Watermark(timestamp) => self.tracker.on_watermark(own, timestamp),
                 Item::Idle => self.tracker.on_idle(own),
                 Item::End => self.tracker.on_end(own),
-                Item::Barrier(epoch) => self.tracker.on_barrier(own, epoch),
+                Item::Barrier(epoch) => {
+                    self.on_barrier(own, epoch);
+                    Advance::None
+                }
             };
             if let Advance::Watermark(raised) = advance {
                 watermark = Some(raised);
@@ -539,5 +612,167 @@ where
             });
         }
         self.stats.records_pulled += self.pulled.len() as u64;
+    }
+}
+
+/// Checkpoints: barrier injection, alignment, snapshots (only for checkpointed jobs).
+impl<S, C, KF, K, Op, Snk, LSnk, X> KeyedShard<S, C, KF, K, Op, Snk, LSnk, X>
+where
+    S: Source,
+    C: Chain<S::Record>,
+    KF: Fn(&C::Out) -> K + Send,
+    K: Copy + Eq + Hash + Send,
+    Op: KeyedOperator<K, C::Out>,
+    Snk: Sink<Op::Output>,
+    LSnk: Sink<Stamped<C::Out>>,
+    X: Exchange,
+{
+    /// Injects the newest requested epoch's barrier, once: records the source position and
+    /// stages `Barrier(e)` to every target behind what is staged already (after `End`, no
+    /// barrier: the inputs count it as arrived). Returns whether it injected.
+    fn poll_trigger(&mut self) -> bool {
+        let alignment = self.alignment.as_mut().expect("a checkpointed shard");
+        let requested = alignment.checkpointing.trigger.requested();
+        if requested <= alignment.injected {
+            return false;
+        }
+        alignment.injected = requested;
+        let mut offsets = Vec::new();
+        let position =
+            guarded(self.parts.names.source, || self.parts.source.position(&mut offsets));
+        if let Err(error) = position {
+            self.failure = Some(error);
+            return false;
+        }
+        alignment.pending.push_back((requested, offsets));
+        alignment.checkpointing.trigger.mark_injected();
+        if !self.end_staged {
+            self.stage_control(Item::Barrier(requested));
+            if self.own_direct {
+                self.process_own();
+            }
+        }
+        self.try_complete_alignment();
+        true
+    }
+
+    /// Barrier `epoch` arrived on `input`: block the input until the epoch is aligned.
+    fn on_barrier(&mut self, input: usize, epoch: u64) {
+        self.tracker.on_barrier(input, epoch);
+        let alignment = self.alignment.as_mut().expect("barriers come only to checkpointed jobs");
+        alignment.first_barrier.get_or_insert_with(Instant::now);
+        alignment.blocked[input] = true;
+        self.try_complete_alignment();
+    }
+
+    /// Snapshots the oldest injected epoch once its barrier arrived on (or the end of)
+    /// every input.
+    fn try_complete_alignment(&mut self) {
+        let Some(alignment) = self.alignment.as_mut() else { return };
+        let Some(&(epoch, _)) = alignment.pending.front() else { return };
+        if !self.tracker.is_barrier_aligned(epoch) {
+            return;
+        }
+        let (_, offsets) = alignment.pending.pop_front().expect("checked above");
+        let waited = alignment.first_barrier.take().map_or(Duration::ZERO, |at| at.elapsed());
+        alignment.blocked.iter_mut().for_each(|blocked| *blocked = false);
+        self.stats.barriers_aligned += 1;
+        let watermark = self.operator_time;
+        if let Err(error) = self.snapshot(epoch, watermark, offsets, waited) {
+            self.failure = Some(error);
+        }
+    }
+
+    /// Copies the operator's state, makes the sink's output durable, and hands both to the
+    /// state writer.
+    fn snapshot(
+        &mut self,
+        epoch: u64,
+        watermark: u64,
+        source_offsets: Vec<SourceOffset>,
+        alignment_time: Duration,
+    ) -> Result<(), Error> {
+        let alignment = self.alignment.as_ref().expect("a checkpointed shard");
+        let mut writer = alignment.checkpointing.writer();
+        let names = self.parts.names;
+        guarded(names.operator, || (alignment.snapshot)(&self.parts.operator, &mut writer));
+        let sink = guarded(names.sink, || self.parts.sink.prepare_commit())?;
+        let task = SnapshotTask {
+            epoch,
+            shard: self.parts.index,
+            watermark,
+            groups: writer.into_groups(),
+            source_offsets,
+            sink,
+            alignment: alignment_time,
+        };
+        // The writer outlives every shard; if it is gone the driver is too.
+        let _ = alignment.checkpointing.tasks.send(task);
+        Ok(())
+    }
+
+    /// Handles items parked behind a barrier of `input`, until another barrier blocks it.
+    /// Returns whether the input is free to read again.
+    fn replay_parked(&mut self, input: usize) -> bool {
+        let alignment = self.alignment.as_mut().expect("a checkpointed shard");
+        let items = std::mem::take(&mut alignment.parked[input]);
+        for (index, item) in items.iter().enumerate() {
+            self.handle_item(input, *item);
+            let alignment = self.alignment.as_mut().expect("a checkpointed shard");
+            if alignment.blocked[input] {
+                alignment.parked[input] = items[index + 1..].to_vec();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One item of an input, off the hot path (replayed after alignment).
+    fn handle_item(&mut self, input: usize, item: Item<C::Out>) {
+        let advance = match item {
+            Item::Record(Stamped { timestamp, record }) => {
+                let KeyedShardParts { operator, sink, late_sink, names, key_fn, .. } =
+                    &mut self.parts;
+                let key = guarded(names.key_by, || key_fn(&record));
+                let timestamp = if self.processing { self.operator_time } else { timestamp };
+                let stats = &mut self.stats;
+                Downstream { operator, sink, late_sink, names, stats }
+                    .deliver(key, timestamp, record);
+                Advance::None
+            }
+            Item::Watermark(timestamp) => self.tracker.on_watermark(input, timestamp),
+            Item::Idle => self.tracker.on_idle(input),
+            Item::End => {
+                let advance = self.tracker.on_end(input);
+                if let (Advance::Watermark(raised), false) = (advance, self.processing) {
+                    self.advance_operator(raised);
+                }
+                self.try_complete_alignment();
+                return;
+            }
+            Item::Barrier(epoch) => {
+                self.on_barrier(input, epoch);
+                return;
+            }
+        };
+        if let (Advance::Watermark(raised), false) = (advance, self.processing) {
+            self.advance_operator(raised);
+        }
+    }
+
+    /// At the end of the input: waits for the final checkpoint's epoch and snapshots it.
+    fn final_checkpoint(&mut self, abort: &AtomicBool) -> Result<(), Error> {
+        let trigger = self.alignment.as_ref().expect("checkpointed").checkpointing.trigger.clone();
+        trigger.mark_finished();
+        let epoch = loop {
+            check_abort(abort, self.parts.index)?;
+            match trigger.final_epoch() {
+                0 => std::thread::sleep(FINAL_CHECKPOINT_POLL),
+                epoch => break epoch,
+            }
+        };
+        let mut offsets = Vec::new();
+        guarded(self.parts.names.source, || self.parts.source.position(&mut offsets))?;
+        self.snapshot(epoch, self.operator_time, offsets, Duration::ZERO)
     }
 }
