@@ -150,7 +150,7 @@ fn run_until_crash(
         }
     });
     let outcome =
-        run_count(setup, JobConfig::new(shards), settings(setup, 20), Arc::new(session), 300);
+        run_count(setup, JobConfig::new(shards), settings(setup, 20), Arc::new(session), 1500);
     done.store(true, Ordering::Relaxed);
     killer.join().unwrap();
     outcome
@@ -187,16 +187,21 @@ fn a_checkpoint_of_two_shards_restores_onto_one_two_and_three() {
     let _ = run_until_crash(&setup, 2, 1, &memory);
     let epochs = memory.checkpoints("count").unwrap();
     let snapshot = copy_dir(&setup);
+    let latest = memory.checkpoint("count", *epochs.last().unwrap()).unwrap();
     for shards in [1, 2, 3] {
+        // Each restore starts from the same files and the same single recorded checkpoint.
         restore_dir(&setup, &snapshot);
-        // Each restore starts from the same recorded checkpoint: drop later ones.
-        let session = Arc::new(memory.session());
-        let outcome =
-            run_count(&setup, JobConfig::new(shards), settings(&setup, 20), session.clone(), 0)
-                .unwrap_or_else(|error| panic!("{shards} shards: {error}"));
-        assert_eq!(outcome.restored_from, epochs.last().copied(), "{shards} shards");
+        let store = MemoryCoordinator::new();
+        store.campaign("seed").unwrap();
+        while store.next_checkpoint_epoch("count").unwrap() <= latest.epoch {}
+        store.record_checkpoint("count", &latest).unwrap();
+        store.resign().unwrap();
+        let session = Arc::new(store.session());
+        let outcome = run_count(&setup, JobConfig::new(shards), settings(&setup, 20), session, 0)
+            .unwrap_or_else(|error| panic!("{shards} shards: {error}"));
+        let failures = &outcome.restore_failures;
+        assert_eq!(outcome.restored_from, Some(latest.epoch), "{shards} shards: {failures:?}");
         assert_eq!(committed(&setup), expected, "restored on {shards} shards");
-        session.expire();
     }
 }
 
