@@ -12,7 +12,11 @@
 //! `Stamped<T>` back (the event timestamp travels in the payload): partition `j` of the log
 //! directory goes to shard `j mod shards`, so a log written by N shards is read by N shards
 //! one partition each, as the design asks. The source reads what the logs hold when the
-//! job starts and then ends (a bounded source).
+//! job starts and then ends (a bounded source); a shard with several partitions merges them
+//! by timestamp. In a checkpointed job the sink's output is committed through a commit file
+//! beside each partition and rolled back on restore (see
+//! [`output_commit`](super::output_commit)); the source reports and seeks per-partition
+//! offsets.
 
 use super::constants::{LOG_SINK_BATCH_BYTES, LOG_SINK_BATCH_RECORDS};
 use super::generator::Event;
@@ -254,7 +258,7 @@ impl LogPartitions {
     }
 
     /// The source of shard `partition.index`: the partitions `j` with
-    /// `j mod partition.count == partition.index`, one after the other.
+    /// `j mod partition.count == partition.index`, merged by timestamp.
     pub fn source<T: LogRecord>(
         &self,
         partition: Partition,
