@@ -44,6 +44,9 @@ use crate::jobs::{log_analysis, windowed_count, Checkpoints};
 
 /// First wait between attempts to reach the coordination service.
 pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest one attempt to reach the coordination service may take (the client tries every
+/// server of the connect string meanwhile).
+pub const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait between attempts to reach the coordination service.
 pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Exit status of `job run` and `job status` when the coordination service stayed
@@ -143,6 +146,9 @@ pub struct RunArgs {
     /// Window size of the windowed count.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub window: Duration,
+    /// Replay the input at most this many records per second per shard (0: unpaced).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// This process's worker id (default: job-<pid>).
     #[arg(long)]
     pub worker_id: Option<String>,
@@ -193,8 +199,8 @@ pub fn connect(args: &CoordArgs) -> Result<Arc<ZkCoordinator>, ToolError> {
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        config.connect_timeout_ms =
-            left.clamp(CONNECT_BACKOFF_MIN, args.session_timeout).as_millis() as u64;
+        let attempt = left.clamp(CONNECT_BACKOFF_MIN, CONNECT_ATTEMPT_TIMEOUT);
+        config.connect_timeout_ms = attempt.as_millis() as u64;
         let error = match Client::connect(config.clone()) {
             Ok(client) => {
                 return ZkCoordinator::new(client, &args.cluster)
@@ -266,7 +272,7 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
         args.coord.cluster,
         args.job.name()
     ));
-    let input = InputLog::open(&args.input, args.job.input_kind())?;
+    let input = InputLog::open(&args.input, args.job.input_kind())?.paced(Some(args.rate));
     prepare_output(&args.output, args.job)?;
     let mut settings = CheckpointSettings::new(args.job.name(), &state_dir(args));
     settings.interval = args.checkpoint_interval;

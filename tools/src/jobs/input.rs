@@ -81,6 +81,8 @@ pub type Decode<T> = fn(&[u8]) -> Result<Stamped<T>, String>;
 #[derive(Clone)]
 pub struct InputLog {
     readers: Vec<LogReader>,
+    /// Records per second each shard's source gives at most (`None`: as fast as it can).
+    rate_per_shard: Option<u64>,
 }
 
 impl InputLog {
@@ -106,7 +108,14 @@ impl InputLog {
         if readers.is_empty() {
             return Err(fail("holds no partition-0 directory".to_owned()));
         }
-        Ok(InputLog { readers })
+        Ok(InputLog { readers, rate_per_shard: None })
+    }
+
+    /// Replays the input at most `rate` records per second per shard (a log replayed as if
+    /// it arrived live); the output is the same at any rate.
+    #[must_use]
+    pub fn paced(self, rate: Option<u64>) -> InputLog {
+        InputLog { rate_per_shard: rate.filter(|&rate| rate > 0), ..self }
     }
 
     /// The source of shard `partition.index`: the partitions `i ≡ index (mod count)`,
@@ -126,7 +135,8 @@ impl InputLog {
                 PartitionCursor::new(index, reader.clone(), iter, offset)
             })
             .collect();
-        MergedSource { parts, decode, out_of_orderness }
+        let pace = self.rate_per_shard.map(|rate| Pace { rate, started: None, given: 0 });
+        MergedSource { parts, decode, out_of_orderness, pace }
     }
 }
 
@@ -174,6 +184,23 @@ pub struct MergedSource<T> {
     parts: Vec<PartitionCursor<T>>,
     decode: Decode<T>,
     out_of_orderness: u64,
+    pace: Option<Pace>,
+}
+
+/// A records-per-second limit, counted from the first pull.
+struct Pace {
+    rate: u64,
+    started: Option<std::time::Instant>,
+    given: u64,
+}
+
+impl Pace {
+    /// How many records may be given now.
+    fn allowance(&mut self) -> u64 {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        let due = started.elapsed().as_micros() as u64 * self.rate / 1_000_000;
+        due.saturating_sub(self.given)
+    }
 }
 
 impl<T: Copy + Send + 'static> Source for MergedSource<T> {
@@ -184,6 +211,19 @@ impl<T: Copy + Send + 'static> Source for MergedSource<T> {
     /// source, the partition and the offset).
     fn pull(&mut self, out: &mut Vec<Stamped<T>>, max: usize) -> SourceStatus {
         let decode = self.decode;
+        let max = match &mut self.pace {
+            Some(pace) => {
+                let allowed = max.min(pace.allowance() as usize);
+                pace.given += allowed as u64;
+                if allowed == 0 {
+                    // Ahead of the rate: give the shard's other work a turn.
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    return SourceStatus::Active;
+                }
+                allowed
+            }
+            None => max,
+        };
         while out.len() < max {
             for part in &mut self.parts {
                 part.fill(decode);
