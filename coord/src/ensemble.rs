@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use zabflow_net::jute::{Id, Reader, Record, Request, RequestHeader, Response, Writer};
 
@@ -143,7 +142,8 @@ impl Ensemble {
         config: &ServerConfig,
         stored: Stored,
         now_ms: u64,
-        wake: Arc<dyn Fn() + Send + Sync>,
+        registry: &mio::Registry,
+        token: mio::Token,
     ) -> Result<Ensemble> {
         let id = config.my_id.ok_or_else(|| {
             Error::Config("an ensemble member needs dataDir/myid naming its server.N".into())
@@ -156,7 +156,11 @@ impl Ensemble {
         zab_config.init_limit = u64::from(config.init_limit);
         zab_config.sync_limit = u64::from(config.sync_limit);
         zab_config.history_max = crate::constants::ZAB_HISTORY_MAX;
-        let transport = PeerTransport::start(id, &config.peers, wake)?;
+        let transport = PeerTransport::start_inline(id, &config.peers, Default::default())?;
+        let fd = transport.raw_fd().expect("an inline transport has a poll");
+        registry
+            .register(&mut mio::unix::SourceFd(&fd), token, mio::Interest::READABLE)
+            .map_err(|error| Error::io("register the peer poll", &error))?;
         let mut zab = Zab::new(zab_config, stored, now_ms);
         let mut out = Vec::new();
         zab.start(&mut out);
@@ -172,8 +176,9 @@ impl Ensemble {
         })
     }
 
-    /// Feeds peer events and the clock to the machine.
+    /// Reads the peer links and feeds their events and the clock to the machine.
     pub fn poll(&mut self, now_ms: u64) {
+        self.transport.turn();
         while let Some(event) = self.transport.try_recv() {
             match event {
                 PeerEvent::Connected(peer) => self.zab.connected(peer, &mut self.out),
@@ -192,6 +197,16 @@ impl Ensemble {
                 self.zab.send_to_leader(Message::Sessions { payload }, &mut self.out);
             }
         }
+    }
+
+    /// Writes the messages queued for peers since the last turn (the end of a pass).
+    pub fn flush_peers(&mut self) {
+        self.transport.send_queued();
+    }
+
+    /// How long the server may sleep before the peer links need a turn.
+    pub fn peers_due_in(&self) -> std::time::Duration {
+        self.transport.turn_due_in()
     }
 
     /// Stops the peer links.

@@ -47,6 +47,8 @@ use crate::watch_manager::SessionId;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+/// The ensemble's peer links (an inline [`crate::zab::transport::PeerTransport`]'s poll).
+const PEERS: Token = Token(usize::MAX - 3);
 
 /// A session whose createSession is applied.
 #[derive(Debug, Clone, Copy)]
@@ -232,7 +234,9 @@ impl Server {
                     &config.snapshot_dir(),
                 )?,
             };
-            Some(crate::ensemble::Ensemble::open(&config, stored, clock.uptime_ms(), wake.clone())?)
+            let registry = poll.registry();
+            let uptime_ms = clock.uptime_ms();
+            Some(crate::ensemble::Ensemble::open(&config, stored, uptime_ms, registry, PEERS)?)
         } else {
             None
         };
@@ -296,8 +300,9 @@ impl Server {
         while !stop.load(Ordering::Relaxed) {
             let mut wait_ms =
                 self.tracker.wait_ms(self.clock.now_ms()).clamp(1, POLL_TIMEOUT_MS_MAX as i64);
-            if self.ensemble.is_some() {
-                wait_ms = wait_ms.min(crate::constants::ZAB_POLL_MS);
+            if let Some(ensemble) = &self.ensemble {
+                let peers_ms = ensemble.peers_due_in().as_millis() as i64;
+                wait_ms = wait_ms.min(crate::constants::ZAB_POLL_MS).min(peers_ms);
             }
             match self.poll.poll(&mut events, Some(Duration::from_millis(wait_ms as u64))) {
                 Err(error) if error.kind() != std::io::ErrorKind::Interrupted => {
@@ -308,7 +313,8 @@ impl Server {
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept_all(),
-                    WAKER => {}
+                    // The pass below turns the peer links.
+                    WAKER | PEERS => {}
                     Token(id) => {
                         if event.is_writable() {
                             self.dirty.insert(id as u64);
@@ -335,6 +341,9 @@ impl Server {
         self.on_timers();
         self.resume_paused();
         self.flush_batch()?;
+        if let Some(ensemble) = &mut self.ensemble {
+            ensemble.flush_peers();
+        }
         self.flush_dirty();
         Ok(())
     }

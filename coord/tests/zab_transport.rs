@@ -6,7 +6,8 @@
 //! come up are dropped; strangers, garbage and bad hellos are refused without disturbing the
 //! mesh; multi-MiB messages arrive intact; a peer that stops reading is disconnected; a
 //! corrupt frame drops the link; a peer's new connection replaces its old one; an owner that
-//! takes no events pushes back on the sender; the owner can close a link itself.
+//! takes no events pushes back on the sender; the owner can close a link itself; inline
+//! transports, turned by their owners, wake the owner's poll for every message.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -557,4 +558,68 @@ fn the_owner_can_close_a_quorum_link_and_the_dialer_comes_back() {
     nodes[0].transport.send(2, Message::Commit { zxid: 1 });
     nodes[1].wait("the commit", |log| log.iter().any(|e| matches!(e, PeerEvent::Received(..))));
     assert_eq!(nodes[1].received_from(1), vec![&Message::Commit { zxid: 1 }]);
+}
+
+/// One server's side of the inline ping-pong: an owner thread that sleeps only in its own
+/// poll (the transport's fd registered in it), as a server does. Server 1 starts with
+/// `Commit { zxid: 0 }`; each side answers `n` with `n + 1` until it has received `rounds`
+/// messages between them. Returns the time from the first message to the last.
+fn inline_owner(id: ServerId, peers: Vec<PeerConfig>, rounds: i64) -> Duration {
+    use mio::unix::SourceFd;
+    use mio::{Events, Interest, Poll, Token};
+    let other = 3 - id;
+    let mut transport =
+        PeerTransport::start_inline(id, &peers, TransportConfig::default()).unwrap();
+    assert!(
+        PeerTransport::start_inline(id, &peers, TransportConfig::default()).is_err(),
+        "the ports are taken"
+    );
+    let mut poll = Poll::new().unwrap();
+    let fd = transport.raw_fd().expect("inline");
+    poll.registry().register(&mut SourceFd(&fd), Token(0), Interest::READABLE).unwrap();
+    let mut events = Events::with_capacity(8);
+    let (deadline, mut started) = (Instant::now() + WAIT, None);
+    let mut expected = if id == 1 { 1 } else { 0 };
+    while expected < rounds {
+        assert!(Instant::now() < deadline, "server {id}: stuck before {expected}");
+        poll.poll(&mut events, Some(transport.turn_due_in())).unwrap();
+        transport.turn();
+        while let Some(event) = transport.try_recv() {
+            let answer = match event {
+                PeerEvent::Connected(peer) if peer == other && id == 1 => 0,
+                PeerEvent::Received(from, Message::Commit { zxid }) if from == other => {
+                    assert_eq!(zxid, expected, "server {id}: messages in order");
+                    expected += 2;
+                    zxid + 1
+                }
+                _ => continue,
+            };
+            started.get_or_insert_with(Instant::now);
+            transport.send(other, Message::Commit { zxid: answer });
+        }
+        transport.send_queued();
+    }
+    let elapsed = started.expect("messages flowed").elapsed();
+    // The peer may still be waiting for its last message.
+    std::thread::sleep(Duration::from_millis(200));
+    elapsed
+}
+
+#[test]
+fn inline_transports_wake_their_owners_poll_for_every_message() {
+    // Were a message not to make the transport's fd readable, every hop would wait out the
+    // owner's idle poll timeout (tens of ms): 800 hops would take many seconds, not a
+    // fraction of one.
+    const ROUNDS: i64 = 800;
+    let peers = ensemble(2);
+    let owners: Vec<_> = (1..=2)
+        .map(|id| {
+            let peers = peers.clone();
+            std::thread::spawn(move || inline_owner(id, peers, ROUNDS))
+        })
+        .collect();
+    for owner in owners {
+        let elapsed = owner.join().unwrap();
+        assert!(elapsed < Duration::from_secs(4), "{ROUNDS} messages took {elapsed:?}");
+    }
 }
