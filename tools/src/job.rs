@@ -40,7 +40,7 @@ use zabflow_net::coordinator::ZkCoordinator;
 use crate::error::ToolError;
 use crate::jobs::fault::{self, FaultPlan, FaultSink, ObservedCoordinator};
 use crate::jobs::input::{InputKind, InputLog};
-use crate::jobs::{log_analysis, windowed_count, Checkpoints};
+use crate::jobs::{log_analysis, running_count, windowed_count, Checkpoints};
 
 /// First wait between attempts to reach the coordination service.
 pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -73,6 +73,9 @@ pub enum JobKind {
     WindowedCount,
     /// Requests and errors per URL and status, top URLs, in 10 s windows, over access logs.
     LogAnalysis,
+    /// Every key's count so far, emitted for each event, replayed at event-time pace (the
+    /// job `bench recovery` kills and restarts).
+    RunningCount,
 }
 
 impl JobKind {
@@ -80,6 +83,7 @@ impl JobKind {
         match self {
             JobKind::WindowedCount => "windowed-count",
             JobKind::LogAnalysis => "log-analysis",
+            JobKind::RunningCount => "running-count",
         }
     }
 
@@ -87,6 +91,7 @@ impl JobKind {
         match self {
             JobKind::WindowedCount => InputKind::Keyed,
             JobKind::LogAnalysis => InputKind::Access,
+            JobKind::RunningCount => InputKind::Keyed,
         }
     }
 
@@ -94,6 +99,7 @@ impl JobKind {
         match self {
             JobKind::WindowedCount => "log",
             JobKind::LogAnalysis => "jsonl",
+            JobKind::RunningCount => "key-count-log",
         }
     }
 }
@@ -362,6 +368,14 @@ fn run_checkpointed(
             })?;
             Ok(summarize(&outcome, records))
         }
+        JobKind::RunningCount => {
+            let sink = move |shard| FaultSink(LogSink::open(&output, shard));
+            let outcome = running_count::run(config, input, sink, checkpoints)?;
+            let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
+                report.as_ref().map(|report| sum + report.records).map_err(|e| e.duplicate())
+            })?;
+            Ok(summarize(&outcome, records))
+        }
     }
 }
 
@@ -467,6 +481,15 @@ pub fn committed_output(dir: &Path) -> Result<Vec<String>, ToolError> {
             for partition in committed_records(dir)? {
                 for payload in &partition.records {
                     out.push(windowed_count::describe(payload).map_err(|reason| {
+                        fail(format!("partition-{}: {reason}", partition.partition))
+                    })?);
+                }
+            }
+        }
+        "key-count-log" => {
+            for partition in committed_records(dir)? {
+                for payload in &partition.records {
+                    out.push(running_count::describe(payload).map_err(|reason| {
                         fail(format!("partition-{}: {reason}", partition.partition))
                     })?);
                 }

@@ -1,5 +1,6 @@
-//! The jobs `zabflow job run` ships: a windowed keyed count ([`windowed_count`]) and an
-//! access-log analysis ([`log_analysis`]), both reading a partitioned input log through
+//! The jobs `zabflow job run` ships: a windowed keyed count ([`windowed_count`]), an
+//! access-log analysis ([`log_analysis`]) and a running count per key ([`running_count`],
+//! the recovery benchmark's job), all reading a partitioned input log through
 //! [`input`].
 //!
 //! Both are deterministic given their input — every output record is a function of the
@@ -10,6 +11,7 @@
 pub mod fault;
 pub mod input;
 pub mod log_analysis;
+pub mod running_count;
 pub mod windowed_count;
 
 use std::sync::Arc;
