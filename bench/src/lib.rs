@@ -4,7 +4,7 @@
 //! then writes a [`Report`] directory: `summary.json` in DESIGN.md's schema plus one `.hgrm`
 //! percentile file per latency series, which HdrHistogram's own tools can plot. [`compare`]
 //! and [`plot`] read reports back to put runs side by side. Scenarios: [`ring`], [`log`],
-//! [`coord`] (and its memory scenario, [`coord::memory`]), [`pipeline`]. A suite run's
+//! [`coord`] (and its memory scenario, [`coord::memory`]), [`pipeline`], [`recovery`]. A suite run's
 //! reports get one [`index`] page with the headline ratios held to their [`goal`]s.
 //!
 //! # Writing a scenario's report
@@ -42,6 +42,7 @@ pub mod machine;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
+pub mod recovery;
 pub mod report;
 pub mod ring;
 
