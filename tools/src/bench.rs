@@ -22,6 +22,7 @@ use zabflow_bench::coord::{self, CoordConfig, Mix, MixOp, Pacing, TargetSpec, Wo
 use zabflow_bench::index::{self, SuiteEntry};
 use zabflow_bench::log::{self, LogConfig};
 use zabflow_bench::pipeline::{self, PipelineConfig};
+use zabflow_bench::recovery::{self, RecoveryConfig};
 use zabflow_bench::report::Report;
 use zabflow_bench::ring::{self, RingConfig};
 use zabflow_core::log::BackendKind;
@@ -64,6 +65,11 @@ pub enum Scenario {
     /// throughput, then a paced run for latency (window result or record at the sink minus
     /// its due time), peak RSS and shard metrics.
     Pipeline(PipelineArgs),
+    /// SIGKILL of a running checkpointed job (`job run --job running-count`, keyed state of
+    /// 10k, 1M and 10M keys) to the first output of its restarted process, taken apart
+    /// (leadership, checkpoint read, state restore, first record), with the checkpoints'
+    /// duration, size and alignment.
+    Recovery(RecoveryArgs),
 }
 
 /// The default suite, in the order it runs.
@@ -86,6 +92,7 @@ impl Scenario {
             Scenario::Coord(_) => "coord",
             Scenario::CoordMemory(_) => "coord-memory",
             Scenario::Pipeline(_) => "pipeline",
+            Scenario::Recovery(_) => "recovery",
         }
     }
 }
@@ -98,6 +105,7 @@ fn run_scenario(scenario: &Scenario, quick: bool) -> Result<Report, ToolError> {
         Scenario::Coord(args) => coord::run(&args.config(quick)?)?,
         Scenario::CoordMemory(args) => memory::run(&args.config(quick)?)?,
         Scenario::Pipeline(args) => pipeline::run(&args.config(quick))?,
+        Scenario::Recovery(args) => recovery::run(&args.config(quick)?)?,
     };
     Ok(report)
 }
@@ -135,6 +143,52 @@ impl PipelineArgs {
             latency_run: self.latency_run.unwrap_or(defaults.latency_run),
             ..defaults
         }
+    }
+}
+
+/// Knobs of `zabflow bench recovery`; unset knobs take the scenario's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RecoveryArgs {
+    /// Key counts of the job's state, one series each [default: 10000,1000000,10000000;
+    /// 10000 quick].
+    #[arg(long, value_delimiter = ',')]
+    keys: Vec<u64>,
+    /// Kills and restarts per key count [default: 5; 1 quick].
+    #[arg(long)]
+    repetitions: Option<usize>,
+    /// Shards of the job [default: the cores, at most 4].
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Time between checkpoints [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    checkpoint_interval: Option<Duration>,
+    /// Session timeout of the job processes: how long a killed job's leadership lingers
+    /// [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    session_timeout: Option<Duration>,
+    /// tickTime of the coordination node, in ms (sessions expire within a tick after their
+    /// timeout) [default: 100].
+    #[arg(long)]
+    tick_time: Option<u32>,
+    /// Parent of the run's input, output and state: the disk under test [default: the
+    /// system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl RecoveryArgs {
+    fn config(&self, quick: bool) -> Result<RecoveryConfig, ToolError> {
+        let mut config = RecoveryConfig::new(zabflow_exe()?, quick);
+        if !self.keys.is_empty() {
+            config.keys = self.keys.clone();
+        }
+        config.repetitions = self.repetitions.unwrap_or(config.repetitions);
+        config.shards = self.shards.unwrap_or(config.shards);
+        config.checkpoint_interval = self.checkpoint_interval.unwrap_or(config.checkpoint_interval);
+        config.session_timeout = self.session_timeout.unwrap_or(config.session_timeout);
+        config.tick_time_ms = self.tick_time.unwrap_or(config.tick_time_ms);
+        config.dir = self.dir.clone().unwrap_or(config.dir);
+        Ok(config)
     }
 }
 
@@ -457,6 +511,7 @@ fn write_and_print(report: &mut Report, dir: Option<PathBuf>) -> Result<(), Tool
     let table = match report.scenario.as_str() {
         "coord" => format!("{}\n{}", compare::show(report), coord::side_by_side(report)),
         "coord-memory" => memory::table(report),
+        "recovery" => recovery::table(report),
         _ => compare::show(report),
     };
     print_stdout(&format!("{table}\nreport: {}\n", written.display()))
