@@ -18,7 +18,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use zabflow_core::log::{Durability, Log, LogOptions};
+use zabflow_core::log::{BackendChoice, Durability, Log, LogOptions};
 use zabflow_net::jute::Writer;
 
 use crate::constants::TXN_LOG_SEGMENT_BYTES;
@@ -58,6 +58,10 @@ impl TxnLog {
             durability,
             // Small durable appends: every fdatasync should flush data only (see zero_fill).
             zero_fill: true,
+            // The sync thread appends one group at a time and waits for it: io_uring gains it
+            // nothing, and its fdatasync runs on a kernel worker thread, two more wake-ups on
+            // every write's path than a plain fdatasync on the sync thread itself.
+            backend: BackendChoice::Pwrite,
             ..LogOptions::default()
         };
         let log = Log::open(dir, options).map_err(log_error)?;
