@@ -26,9 +26,9 @@ use zabflow_net::coordinator::ZkCoordinator;
 /// Seed of the random kill timings (each test derives its own from it).
 const SEED: u64 = 0x5eed_0007;
 
-/// Records of the keyed input: long enough a job that a crash loop of a dozen kills at
+/// Records of the keyed input: long enough a job that a crash loop of twenty kills at
 /// 20 ms checkpoints never runs out of job.
-const KEYED_RECORDS: u64 = 400_000;
+const KEYED_RECORDS: u64 = 600_000;
 
 /// The reference output of `job` on `input`: an uninterrupted run on 2 shards.
 fn reference(job: &'static str, input: &Path, root: &Path, coord: &str) -> Vec<String> {
@@ -54,9 +54,9 @@ fn windowed_count_survives_sigkills_at_every_checkpoint_step() {
     spec.rate = 100_000;
     let log = root.path().join("crashes.log");
     let started = Instant::now();
-    let result = crash_loop(&spec, 14, Duration::from_millis(400), SEED, &log, |_| {});
+    let result = crash_loop(&spec, 20, Duration::from_millis(400), SEED, &log, |_| {});
     let text = read(&log);
-    assert!(result.kills >= 14, "only {} kills before the job ended: {text}", result.kills);
+    assert!(result.kills >= 20, "only {} kills before the job ended: {text}", result.kills);
     for point in ["SinkPrepared", "AfterRecord", "EpochDrawn", "BeforeRecord", "AfterPrune"] {
         assert!(text.contains(&format!("fault point {point} reached")), "{point} never hit");
     }
