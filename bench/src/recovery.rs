@@ -17,15 +17,16 @@
 //! job's module doc in zabflow-tools): the warm-up goes at full speed and puts
 //! every key into the state; the tail keeps the job up at a low rate. Once a checkpoint
 //! that covers the warm-up is recorded, each repetition waits half a checkpoint interval,
-//! sends SIGKILL, starts a new process (a new worker id) and waits for its first output
+//! sends SIGKILL, starts a new process (same worker id, so it ends the killed process's
+//! coordination session at once instead of waiting for it to expire) and waits for its first output
 //! record; then it waits for that process's first checkpoint, so the next kill restores
 //! the same state again. Kill to first output is the recovery time; the job's timeline
 //! lines (wall-clock µs, comparable with the kill's) take it apart:
 //!
 //! ```text
 //! kill → spawned       the killed process reaped, the new one forked
-//! spawned → leader     process start, connect, register, campaign, and the wait for the
-//!                      killed process's session to expire (its leader znode lingers)
+//! spawned → leader     process start, connect, ending the killed process's session
+//!                      (saved credentials), register, campaign
 //! leader → read        listing and reading the newest checkpoint record
 //! read → restoring     loading and crc-checking the state files
 //! restore              truncating output, seeking input, restoring keyed state (bytes)
@@ -373,7 +374,7 @@ impl JobProcess {
         command.arg(dir.join("input")).arg("--output").arg(dir.join("output"));
         command.args(["--coord", coord, "--cluster", cluster, "--keep", "2"]);
         command.arg(format!("--shards={}", config.shards));
-        command.arg(format!("--worker-id=worker-{number}"));
+        command.arg("--worker-id=recovery");
         let interval = humantime::format_duration(config.checkpoint_interval).to_string();
         let session = humantime::format_duration(config.session_timeout).to_string();
         command.args(["--checkpoint-interval", &interval, "--session-timeout", &session]);

@@ -7,6 +7,7 @@
 
 pub mod constants;
 pub mod coordinator;
+pub mod durable_file;
 pub mod engine;
 pub mod error;
 pub mod log;

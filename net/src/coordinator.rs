@@ -39,7 +39,9 @@ use zabflow_core::coordinator::{
     CANDIDATE_PREFIX, EPOCH_MAX,
 };
 
-use crate::client::{multi_error, Client, ClientConfig, WatchedEvent, VERSION_ANY};
+use crate::client::{
+    multi_error, Client, ClientConfig, SessionCredentials, WatchedEvent, VERSION_ANY,
+};
 use crate::error::ZkError;
 use crate::jute::{
     CheckVersionRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, EventType,
@@ -160,6 +162,13 @@ impl ZkCoordinator {
     #[must_use]
     pub fn session_id(&self) -> i64 {
         self.client.session_id()
+    }
+
+    /// The id and password of the underlying session, which a later process can hand to
+    /// [`end_session`] to remove this one's workers and candidacy at once.
+    #[must_use]
+    pub fn session_credentials(&self) -> SessionCredentials {
+        self.client.session_credentials()
     }
 
     /// Closes the session (its workers and candidacy vanish at once) and stops the threads.
@@ -743,6 +752,27 @@ fn retry<T>(_path: &str, mut call: impl FnMut() -> Result<T, ZkError>) -> Result
 
 fn is_connection_loss(error: &ZkError) -> bool {
     matches!(error, ZkError::Code(ErrorCode::ConnectionLoss | ErrorCode::OperationTimeout))
+}
+
+/// Ends the session of `credentials` now, as its owner closing it would: its ephemeral
+/// znodes (worker registration, election candidacy) are deleted in the same transaction.
+/// A restarted process uses it on its dead predecessor's session so it need not wait out the
+/// session timeout. Returns false if that session had already ended.
+///
+/// Safe for fencing: the predecessor, if it still runs, finds its session expired, and its
+/// checkpoint records (conditional on its election znode) fail from then on.
+///
+/// # Errors
+/// `Unavailable` when no server answers; `Service` for other failures.
+pub fn end_session(
+    config: &ClientConfig,
+    credentials: SessionCredentials,
+) -> CoordinatorResult<bool> {
+    match Client::connect(config.clone().with_session(credentials)) {
+        Ok(client) => client.close().map(|()| true).map_err(|error| map_error("close", &error)),
+        Err(ZkError::Code(ErrorCode::SessionExpired)) => Ok(false),
+        Err(error) => Err(map_error("resume", &error)),
+    }
 }
 
 fn map_error(path: &str, error: &ZkError) -> CoordinatorError {

@@ -34,8 +34,8 @@ use zabflow_core::engine::{
     committed_file_bytes, committed_records, CheckpointSettings, CheckpointedOutput, FileSink,
     JobConfig, LogSink, RowFormat,
 };
-use zabflow_net::client::{Client, ClientConfig};
-use zabflow_net::coordinator::ZkCoordinator;
+use zabflow_net::client::{Client, ClientConfig, SessionCredentials};
+use zabflow_net::coordinator::{end_session, ZkCoordinator};
 
 use crate::error::ToolError;
 use crate::jobs::fault::{self, FaultPlan, FaultSink, ObservedCoordinator};
@@ -155,7 +155,10 @@ pub struct RunArgs {
     /// Replay the input at most this many records per second per shard (0: unpaced).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// This process's worker id (default: job-<pid>).
+    /// This process's worker id (default: job-<pid>). A worker id names one process at a
+    /// time: a process started with the id of an earlier one ends that one's coordination
+    /// session at once (credentials kept in the state directory) instead of waiting for it
+    /// to expire, so a restart with the same id resumes without the session-timeout wait.
     #[arg(long)]
     pub worker_id: Option<String>,
 }
@@ -268,6 +271,9 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     fault::arm(FaultPlan::from_env().map_err(fail)?);
     let coordinator = connect(&args.coord)?;
     let worker_id = args.worker_id.clone().unwrap_or_else(|| format!("job-{}", std::process::id()));
+    if args.worker_id.is_some() {
+        take_over_worker_id(args, &worker_id, &coordinator)?;
+    }
     coordinator
         .register_worker(&worker_id, &worker_id)
         .map_err(|error| coordinator_error("register worker", error))?;
@@ -293,6 +299,70 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     progress(&format!("finished in {:.3} s: {summary}", started.elapsed().as_secs_f64()));
     let _ = coordinator.close();
     Ok(())
+}
+
+/// Ends the coordination session of the previous process that ran as `worker_id` (its
+/// credentials are in the state directory), then saves this process's credentials there
+/// before it registers, so its own successor can do the same.
+fn take_over_worker_id(
+    args: &RunArgs,
+    worker_id: &str,
+    coordinator: &ZkCoordinator,
+) -> Result<(), ToolError> {
+    let dir = state_dir(args).join("workers");
+    let file = dir.join(format!("{worker_id}.session"));
+    match std::fs::read_to_string(&file) {
+        Ok(text) => match parse_session_file(&text) {
+            Some(previous) if previous.id != coordinator.session_id() => {
+                let config = ClientConfig::new(&args.coord.coord)
+                    .map_err(|error| fail(format!("bad --coord {:?}: {error}", args.coord.coord)))?
+                    .with_session_timeout(args.coord.session_timeout);
+                let id = previous.id;
+                match end_session(&config, previous) {
+                    Ok(true) => {
+                        progress(&format!("ended session {id:#x} of the previous {worker_id}"))
+                    }
+                    Ok(false) => {}
+                    Err(error) => return Err(coordinator_error("end the previous session", error)),
+                }
+            }
+            Some(_) => {}
+            None => progress(&format!("ignoring unreadable {}", file.display())),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(fail(format!("cannot read {}: {error}", file.display()))),
+    }
+    let credentials = coordinator.session_credentials();
+    let text =
+        format!("{SESSION_FILE_HEADER}\n{:016x}\n{}\n", credentials.id, hex(&credentials.password));
+    std::fs::create_dir_all(&dir)
+        .map_err(|error| fail(format!("cannot create {}: {error}", dir.display())))?;
+    zabflow_core::durable_file::replace(&file, text.as_bytes())
+        .map_err(|error| fail(format!("cannot save the worker's session: {error}")))
+}
+
+/// First line of a worker's session file; then the session id and password in hex.
+const SESSION_FILE_HEADER: &str = "zabflow worker session v1";
+
+fn parse_session_file(text: &str) -> Option<SessionCredentials> {
+    let mut lines = text.lines();
+    if lines.next()? != SESSION_FILE_HEADER {
+        return None;
+    }
+    let id = u64::from_str_radix(lines.next()?, 16).ok()? as i64;
+    let password = lines.next()?;
+    if password.len() % 2 != 0 {
+        return None;
+    }
+    let password = (0..password.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(password.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(SessionCredentials { id, password })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn state_dir(args: &RunArgs) -> PathBuf {

@@ -20,8 +20,8 @@ use zabflow_core::coordinator::{
     CompletedCheckpoint, Coordinator, CoordinatorError, SessionState, SinkPosition, SourceOffset,
     StateFile, Worker,
 };
-use zabflow_net::client::{Client, VERSION_ANY};
-use zabflow_net::coordinator::ZkCoordinator;
+use zabflow_net::client::{Client, ClientConfig, VERSION_ANY};
+use zabflow_net::coordinator::{end_session, ZkCoordinator};
 use zabflow_net::jute::{CreateMode, ACL};
 
 /// Session timeout of every coordinator: the smallest real ZooKeeper grants with its
@@ -208,6 +208,39 @@ fn membership_follows_sessions(server: &Server) {
     eventually(SESSION_TIMEOUT, "w2 to vanish", || observer.workers().unwrap().is_empty());
 }
 
+/// A successor ends its dead predecessor's session at once with the saved credentials: the
+/// worker and the candidacy vanish without waiting for the session timeout, the successor
+/// leads, the predecessor (were it alive) is fenced, and ending it again says it had ended.
+fn a_successor_ends_its_predecessors_session(server: &Server) {
+    let cluster = unique_cluster("takeover");
+    let job = "takeover-job";
+    let predecessor = server.coordinator(&cluster);
+    predecessor.register_worker("w1", "old").unwrap();
+    predecessor.campaign("old").unwrap();
+    predecessor.await_leadership(HANDOVER_TIMEOUT).unwrap();
+    let credentials = predecessor.session_credentials();
+    assert_eq!(credentials.password.len(), 16, "{credentials:?}");
+
+    let config = ClientConfig::new(&server.connect_string()).unwrap();
+    let started = Instant::now();
+    assert!(end_session(&config, credentials.clone()).unwrap());
+    let successor = server.coordinator(&cluster);
+    successor.register_worker("w1", "new").unwrap();
+    successor.campaign("new").unwrap();
+    successor.await_leadership(HANDOVER_TIMEOUT).unwrap();
+    let taken_over = started.elapsed();
+    assert!(taken_over < SESSION_TIMEOUT / 2, "took {taken_over:?}, as long as an expiry");
+    assert_eq!(
+        successor.workers().unwrap(),
+        vec![Worker { id: "w1".into(), address: "new".into() }]
+    );
+    assert_eq!(successor.leader_address().unwrap().as_deref(), Some("new"));
+
+    let fenced = predecessor.record_checkpoint(job, &checkpoint(1));
+    assert!(fenced.is_err(), "the predecessor still recorded: {fenced:?}");
+    assert!(!end_session(&config, credentials).unwrap(), "an ended session ended again");
+}
+
 fn concurrent_epochs_are_unique(server: &Server) {
     let cluster = unique_cluster("epochs");
     const DRAWS_PER_THREAD: usize = 150;
@@ -352,6 +385,7 @@ against_both! {
     election_hands_over_in_order => zabflow_election, zookeeper_election;
     expired_leader_loses_leadership => zabflow_leader_expiry, zookeeper_leader_expiry;
     membership_follows_sessions => zabflow_membership, zookeeper_membership;
+    a_successor_ends_its_predecessors_session => zabflow_session_takeover, zookeeper_session_takeover;
     concurrent_epochs_are_unique => zabflow_concurrent_epochs, zookeeper_concurrent_epochs;
     records_latest_and_prune => zabflow_records_and_prune, zookeeper_records_and_prune;
     corrupt_records_are_reported => zabflow_corrupt_records, zookeeper_corrupt_records;

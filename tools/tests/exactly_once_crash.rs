@@ -79,6 +79,7 @@ fn log_analysis_survives_sigkills_and_the_coordination_leader_dying() {
     // Long enough for the job's session to move to another server when its own dies.
     spec.session_timeout = "4s";
     spec.rate = 50_000;
+    spec.worker_id = Some("crashing");
     let log = root.path().join("crashes.log");
     let mut leader_killed = false;
     let result = crash_loop(&spec, 4, Duration::from_millis(300), SEED ^ 1, &log, |kills| {
@@ -118,9 +119,13 @@ fn windowed_count_survives_sigkills_against_real_zookeeper() {
     spec.output = output.clone();
     spec.cluster = format!("{cluster}-crashes");
     spec.rate = 50_000;
+    // Each restart ends its killed predecessor's session instead of waiting 4 s for it.
+    spec.worker_id = Some("crashing");
     let log = root.path().join("crashes.log");
     let result = crash_loop(&spec, 3, Duration::from_millis(300), SEED ^ 2, &log, |_| {});
-    assert!(result.kills >= 3, "{result:?}: {}", read(&log));
+    let text = read(&log);
+    assert!(result.kills >= 3, "{result:?}: {text}");
+    assert!(text.contains("ended session"), "no restart ended its predecessor's session: {text}");
     assert_same_output(&expected, &committed(&output), "windowed-count on ZooKeeper");
 }
 

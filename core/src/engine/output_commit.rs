@@ -29,8 +29,7 @@
 use crate::coordinator::SinkPosition;
 use crate::log::{Durability, Log, LogOptions};
 use crate::Error;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The magic bytes of a commit file.
@@ -79,16 +78,7 @@ pub fn file_commit_file(path: &Path) -> PathBuf {
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write_commit_file(path: &Path, point: CommitPoint) -> Result<(), Error> {
-    let bytes = commit_file_bytes(point);
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let io = |what: &str, error| Error::io(format!("{what} {}", temporary.display()), error);
-    let mut file = File::create(&temporary).map_err(|e| io("create", e))?;
-    file.write_all(&bytes).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    fs::rename(&temporary, path).map_err(|e| io("rename", e))?;
-    sync_parent(path)
+    crate::durable_file::replace(path, &commit_file_bytes(point))
 }
 
 /// The bytes of a commit file: magic, version, epoch, end, CRC.
@@ -102,17 +92,6 @@ fn commit_file_bytes(point: CommitPoint) -> Vec<u8> {
     bytes.extend_from_slice(&crc.to_le_bytes());
     assert_eq!(bytes.len(), COMMIT_FILE_BYTES);
     bytes
-}
-
-/// Fsyncs the directory holding `path`, so a rename or creation in it is durable.
-pub(crate) fn sync_parent(path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let context = || format!("fsync directory {}", dir.display());
-    let directory = File::open(dir).map_err(|e| Error::io(context(), e))?;
-    directory.sync_all().map_err(|e| Error::io(context(), e))
 }
 
 /// Reads a commit file; `None` if it does not exist (nothing committed).

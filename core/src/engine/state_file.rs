@@ -26,8 +26,7 @@
 
 use crate::constants::STATE_FILE_BYTES_MAX;
 use crate::Error;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The magic bytes of a state file.
@@ -97,13 +96,7 @@ pub fn encode(header: &StateFileHeader, groups: &[(usize, Vec<u8>)]) -> Vec<u8> 
 pub fn write(path: &Path, bytes: &[u8]) -> Result<u32, Error> {
     let dir = path.parent().expect("a state file lies in an epoch directory");
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    let io = |what: &str, error| Error::io(format!("{what} {}", temporary.display()), error);
-    let mut file = File::create(&temporary).map_err(|e| io("create", e))?;
-    file.write_all(bytes).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    fs::rename(&temporary, path).map_err(|e| io("rename", e))?;
-    super::output_commit::sync_parent(path)?;
+    crate::durable_file::replace(path, bytes)?;
     Ok(crc32c::crc32c(bytes))
 }
 

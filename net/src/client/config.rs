@@ -29,6 +29,26 @@ pub struct ClientConfig {
     pub event_queue_capacity: usize,
     /// Largest frame body sent or accepted, in bytes (`jute.maxbuffer`).
     pub packet_bytes_max: usize,
+    /// An existing session to resume instead of asking for a new one (ZooKeeper's
+    /// `new ZooKeeper(…, sessionId, sessionPasswd)`): the server moves that session to this
+    /// client's connection, or refuses with `SessionExpired` if it has ended.
+    pub resume: Option<SessionCredentials>,
+}
+
+/// What identifies a session to a server: its id and the password the server gave it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCredentials {
+    /// The session id.
+    pub id: i64,
+    /// The session's password (16 bytes from ZooKeeper and zabflow).
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for SessionCredentials {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionCredentials {{ id: {:#x}, password: .. }}", self.id)
+    }
 }
 
 impl ClientConfig {
@@ -48,7 +68,15 @@ impl ClientConfig {
             in_flight_max: CLIENT_IN_FLIGHT_MAX_DEFAULT,
             event_queue_capacity: CLIENT_EVENT_QUEUE_CAPACITY_DEFAULT,
             packet_bytes_max: PACKET_BYTES_MAX_DEFAULT,
+            resume: None,
         })
+    }
+
+    /// This config resuming the session of `credentials` instead of starting a new one.
+    #[must_use]
+    pub fn with_session(mut self, credentials: SessionCredentials) -> ClientConfig {
+        self.resume = Some(credentials);
+        self
     }
 
     /// This config with a session timeout of `timeout` (whole milliseconds).

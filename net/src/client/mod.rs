@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub use config::ClientConfig;
+pub use config::{ClientConfig, SessionCredentials};
 pub use four_letter::four_letter_word;
 use session::{SessionLoop, Shared, Sink, Submission, WAKER};
 
@@ -124,6 +124,7 @@ impl Client {
             session_timeout_ms: AtomicI32::new(0),
             io_idle: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            password: Mutex::new(Vec::new()),
         });
         let mut session =
             SessionLoop::new(config, poll, shared.clone(), submission_receiver, event_sender);
@@ -146,6 +147,15 @@ impl Client {
     #[must_use]
     pub fn session_id(&self) -> i64 {
         self.shared.session_id.load(Ordering::Acquire)
+    }
+
+    /// The session's id and password, with which another client (of this process or of a
+    /// later one) can resume it ([`ClientConfig::with_session`]) — or take it over to close
+    /// it at once instead of waiting for it to expire.
+    #[must_use]
+    pub fn session_credentials(&self) -> SessionCredentials {
+        let password = self.shared.password.lock().map(|p| p.clone()).unwrap_or_default();
+        SessionCredentials { id: self.session_id(), password }
     }
 
     /// The session timeout the server negotiated, in milliseconds.

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) io_idle: AtomicBool,
     /// Asks the I/O thread to stop without closing the session.
     pub(crate) shutdown: AtomicBool,
+    /// The session's password, once a server has given it.
+    pub(crate) password: std::sync::Mutex<Vec<u8>>,
 }
 
 /// A request sent and not yet answered.
@@ -124,6 +126,10 @@ impl SessionLoop {
         events: Sender<WatchedEvent>,
     ) -> SessionLoop {
         let in_flight_max = config.in_flight_max;
+        let (session_id, passwd) = match &config.resume {
+            Some(credentials) => (credentials.id, credentials.password.clone()),
+            None => (0, vec![0; SESSION_PASSWORD_BYTES]),
+        };
         SessionLoop {
             decoder: FrameDecoder::new(config.packet_bytes_max),
             timeout_ms: i32::try_from(config.session_timeout_ms).unwrap_or(i32::MAX),
@@ -132,8 +138,8 @@ impl SessionLoop {
             shared,
             submissions,
             events,
-            session_id: 0,
-            passwd: vec![0; SESSION_PASSWORD_BYTES],
+            session_id,
+            passwd,
             last_zxid: 0,
             next_server: 0,
             next_xid: 1,
@@ -202,6 +208,9 @@ impl SessionLoop {
     ) -> Connection {
         self.session_id = response.session_id;
         self.passwd.clone_from(&response.passwd);
+        if let Ok(mut password) = self.shared.password.lock() {
+            password.clone_from(&response.passwd);
+        }
         self.timeout_ms = response.time_out;
         self.shared.session_id.store(self.session_id, Ordering::Release);
         self.shared.session_timeout_ms.store(self.timeout_ms, Ordering::Release);

@@ -88,6 +88,9 @@ pub struct JobSpec {
     pub state_dir: Option<PathBuf>,
     /// Records per second per shard (`--rate`): long enough a job to kill many times.
     pub rate: u64,
+    /// `--worker-id`: a restart with the same id ends the killed process's session at once
+    /// instead of waiting for it to expire.
+    pub worker_id: Option<&'static str>,
 }
 
 impl JobSpec {
@@ -104,6 +107,7 @@ impl JobSpec {
             window: "1s",
             state_dir: None,
             rate: 0,
+            worker_id: None,
         }
     }
 
@@ -121,6 +125,9 @@ impl JobSpec {
             .args(["--rate", &self.rate.to_string()]);
         if let Some(dir) = &self.state_dir {
             command.arg("--state-dir").arg(dir);
+        }
+        if let Some(id) = self.worker_id {
+            command.args(["--worker-id", id]);
         }
         match fault {
             Some(plan) => command.env("ZABFLOW_JOB_FAULT", plan),

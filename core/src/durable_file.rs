@@ -1,0 +1,62 @@
+//! Small files replaced atomically and durably: the commit files of two-phase sinks, state
+//! files, a job worker's saved session, a server's epoch files.
+//!
+//! [`replace`] writes `<path>.tmp`, fsyncs it, renames it over `path` and fsyncs the
+//! directory, so after a crash `path` holds either its old bytes or the new ones, never a
+//! mix, and a rename that was reported done survives.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// Replaces `path` with `bytes`, atomically and durably (see the module docs). The
+/// directory must exist.
+///
+/// # Errors
+/// [`Error::Io`] naming the step and the file.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let io = |what: &str, error| Error::io(format!("{what} {}", temporary.display()), error);
+    let mut file = File::create(&temporary).map_err(|e| io("create", e))?;
+    file.write_all(bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    std::fs::rename(&temporary, path).map_err(|e| io("rename", e))?;
+    sync_parent(path)
+}
+
+/// Fsyncs the directory holding `path`, making its creation, rename or deletion durable.
+///
+/// # Errors
+/// [`Error::Io`] naming the directory.
+pub fn sync_parent(path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_files_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("point");
+        replace(&path, b"first").unwrap();
+        replace(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("point")]);
+        let missing = replace(&dir.path().join("no-such-dir/point"), b"x").unwrap_err();
+        assert!(missing.to_string().contains("no-such-dir"), "{missing}");
+    }
+}
