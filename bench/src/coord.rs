@@ -91,21 +91,16 @@ impl CoordConfig {
     }
 
     /// The default suite's run: a zabflow ensemble of [`COORD_NODES_SUITE`] against a
-    /// ZooKeeper ensemble of as many (installed when this is root), the issue's anchor
-    /// workloads ([`anchor_workloads`]) with shorter warm-up and windows; `exe` is the
-    /// `zabflow` executable.
+    /// ZooKeeper ensemble of as many (installed when this is root), the workloads of
+    /// [`CoordConfig::new`] (every anchor row of the issue, one in flight per session
+    /// included) with shorter warm-up and windows; `exe` is the `zabflow` executable.
     pub fn suite(exe: PathBuf) -> CoordConfig {
         let nodes = COORD_NODES_SUITE;
         let targets = vec![
             TargetSpec::Zabflow { exe, nodes },
             TargetSpec::Zookeeper { nodes, install: true },
         ];
-        CoordConfig {
-            warmup: COORD_WARMUP_SUITE,
-            window: COORD_WINDOW_SUITE,
-            workloads: anchor_workloads(),
-            ..Self::new(targets)
-        }
+        CoordConfig { warmup: COORD_WARMUP_SUITE, window: COORD_WINDOW_SUITE, ..Self::new(targets) }
     }
 
     fn validate(&self) -> Result<()> {
@@ -538,12 +533,13 @@ mod tests {
             [
                 "setData 3-node/closed/inflight=1024",
                 "setData 3-node/closed/inflight=128",
+                "setData 3-node/closed/inflight=16",
                 "getData 3-node/closed/inflight=128",
                 "setData 3-node/open/rate=1000",
             ]
         );
         assert_eq!(config.params()["nodes"], 3);
-        assert_eq!(config.params()["in_flight"], json!([1024, 128]));
+        assert_eq!(config.params()["in_flight"], json!([1024, 128, 16]));
         let mut standalone =
             CoordConfig::new(vec![TargetSpec::Zookeeper { nodes: 1, install: false }]);
         assert_eq!(
