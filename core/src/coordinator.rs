@@ -174,6 +174,17 @@ pub struct CompletedCheckpoint {
 }
 
 impl CompletedCheckpoint {
+    /// The distinct state files and their total bytes. Every key group names the file
+    /// holding it with that whole file's length, so a file shared by key groups counts once.
+    #[must_use]
+    pub fn state_totals(&self) -> (usize, u64) {
+        let mut files: Vec<(&str, u64)> =
+            self.state_files.iter().map(|file| (file.path.as_str(), file.bytes)).collect();
+        files.sort_unstable();
+        files.dedup();
+        (files.len(), files.iter().map(|&(_, bytes)| bytes).sum())
+    }
+
     /// The record's bytes (see the module doc for the grammar).
     ///
     /// # Errors
@@ -631,6 +642,20 @@ mod tests {
         let late = CompletedCheckpoint { epoch: EPOCH_MAX + 1, ..sample() };
         assert!(late.encode().is_err());
         assert!(checkpoint_name(EPOCH_MAX + 1).is_err());
+    }
+
+    #[test]
+    fn state_totals_count_each_shared_file_once() {
+        let mut checkpoint = sample();
+        let file = |key_group, path: &str, bytes| StateFile {
+            key_group,
+            path: path.to_owned(),
+            bytes,
+            crc32c: 7,
+        };
+        checkpoint.state_files =
+            vec![file(0, "e/shard-0", 100), file(1, "e/shard-0", 100), file(2, "e/shard-1", 40)];
+        assert_eq!(checkpoint.state_totals(), (2, 140));
     }
 
     #[test]

@@ -507,17 +507,12 @@ fn describe_checkpoint(
     out: &mut String,
     checkpoint: &zabflow_core::coordinator::CompletedCheckpoint,
 ) {
-    // Every key group names the file holding it, with that whole file's length: count each
-    // file once.
-    let files: std::collections::BTreeMap<&str, u64> =
-        checkpoint.state_files.iter().map(|file| (file.path.as_str(), file.bytes)).collect();
-    let state_bytes: u64 = files.values().sum();
+    let (files, state_bytes) = checkpoint.state_totals();
     let _ = writeln!(
         out,
-        "  epoch {} at {} ms: {} state files ({} key groups), {state_bytes} state bytes",
+        "  epoch {} at {} ms: {files} state files ({} key groups), {state_bytes} state bytes",
         checkpoint.epoch,
         checkpoint.timestamp_ms,
-        files.len(),
         checkpoint.state_files.len()
     );
     let sources: Vec<String> = checkpoint

@@ -231,12 +231,11 @@ impl Coordinator for ObservedCoordinator {
     ) -> CoordinatorResult<()> {
         self.pass(FaultPoint::BeforeRecord);
         self.inner.record_checkpoint(job, checkpoint)?;
-        let state_bytes: u64 = checkpoint.state_files.iter().map(|file| file.bytes).sum();
+        let (files, state_bytes) = checkpoint.state_totals();
         let sink_end: u64 = checkpoint.sink_positions.iter().map(|sink| sink.offset).sum();
         eprintln!(
-            "job: checkpoint {} recorded: {} state files, {state_bytes} state bytes, sinks end at {sink_end}",
+            "job: checkpoint {} recorded: {files} state files, {state_bytes} state bytes, sinks end at {sink_end}",
             checkpoint.epoch,
-            checkpoint.state_files.len()
         );
         self.pass(FaultPoint::AfterRecord);
         Ok(())
