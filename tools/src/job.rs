@@ -292,7 +292,8 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     settings.keep = args.keep;
     settings.address = worker_id;
     settings.coordination_retry_max = args.coord.connect_timeout;
-    let observed: Arc<dyn Coordinator> = Arc::new(ObservedCoordinator::new(coordinator.clone()));
+    let observed: Arc<dyn Coordinator> =
+        Arc::new(ObservedCoordinator::new(coordinator.clone(), fault::Progress));
     let started = Instant::now();
     let summary =
         run_checkpointed(args, JobConfig::new(args.shards), &input, (settings, observed))?;

@@ -3,8 +3,9 @@
 //!
 //! [`FaultSink`] wraps a job's sink the same way, for the point inside a shard.
 //! [`ObservedCoordinator`] wraps the real coordinator (every call goes through to it) and
-//! prints a `job:` line on stderr when an epoch is drawn, a checkpoint is recorded and old
-//! ones are pruned. With `ZABFLOW_JOB_FAULT` set it also kills its own process with
+//! tells a [`CoordinatorObserver`] of the checkpoint protocol's steps; [`Progress`], the
+//! observer of every `job run`, prints a `job:` line on stderr when an epoch is drawn and a
+//! checkpoint is recorded. With `ZABFLOW_JOB_FAULT` set it also kills its own process with
 //! SIGKILL at a named point of the checkpoint protocol — a real crash, at a moment a timer
 //! from outside would rarely hit:
 //!
@@ -169,22 +170,69 @@ impl<R, S: Sink<R>> Sink<R> for FaultSink<S> {
     }
 }
 
-/// A coordinator that reports checkpoint progress and crashes at the armed point.
-pub struct ObservedCoordinator {
+/// What a wrapper of the job's coordinator tells its observer; every call goes through to
+/// the real coordinator unchanged.
+pub trait CoordinatorObserver: Send + Sync + 'static {
+    /// This process has become the leader.
+    fn led(&self) {}
+    /// Epoch `epoch` was drawn: a checkpoint starts.
+    fn epoch_drawn(&self, _epoch: u64) {}
+    /// The checkpoint's state files are durable; it is about to be recorded.
+    fn recording(&self, _checkpoint: &CompletedCheckpoint) {}
+    /// The checkpoint is recorded; its output is committed next.
+    fn recorded(&self, _checkpoint: &CompletedCheckpoint) {}
+    /// Old checkpoints were pruned; their state files are deleted next.
+    fn pruned(&self) {}
+    /// The checkpoints are about to be listed (the start of a restore).
+    fn listing(&self) {}
+    /// The checkpoints were listed.
+    fn listed(&self, _epochs: &[u64]) {}
+    /// Checkpoint `epoch`'s record was read.
+    fn read(&self, _epoch: u64) {}
+}
+
+/// The observer every `job run` has: `job:` progress lines and the fault points.
+pub struct Progress;
+
+impl CoordinatorObserver for Progress {
+    fn epoch_drawn(&self, epoch: u64) {
+        eprintln!("job: checkpoint {epoch} triggered");
+        pass(FaultPoint::EpochDrawn);
+    }
+
+    fn recording(&self, _checkpoint: &CompletedCheckpoint) {
+        pass(FaultPoint::BeforeRecord);
+    }
+
+    fn recorded(&self, checkpoint: &CompletedCheckpoint) {
+        let (files, state_bytes) = checkpoint.state_totals();
+        let sink_end: u64 = checkpoint.sink_positions.iter().map(|sink| sink.offset).sum();
+        eprintln!(
+            "job: checkpoint {} recorded: {files} state files, {state_bytes} state bytes, sinks end at {sink_end}",
+            checkpoint.epoch,
+        );
+        pass(FaultPoint::AfterRecord);
+    }
+
+    fn pruned(&self) {
+        pass(FaultPoint::AfterPrune);
+    }
+}
+
+/// The job's coordinator, every call going through to `inner`, with `observer` told of the
+/// checkpoint protocol's steps.
+pub struct ObservedCoordinator<O> {
     inner: Arc<dyn Coordinator>,
+    observer: O,
 }
 
-impl ObservedCoordinator {
-    pub fn new(inner: Arc<dyn Coordinator>) -> ObservedCoordinator {
-        ObservedCoordinator { inner }
-    }
-
-    fn pass(&self, point: FaultPoint) {
-        pass(point);
+impl<O: CoordinatorObserver> ObservedCoordinator<O> {
+    pub fn new(inner: Arc<dyn Coordinator>, observer: O) -> ObservedCoordinator<O> {
+        ObservedCoordinator { inner, observer }
     }
 }
 
-impl Coordinator for ObservedCoordinator {
+impl<O: CoordinatorObserver> Coordinator for ObservedCoordinator<O> {
     fn session_state(&self) -> SessionState {
         self.inner.session_state()
     }
@@ -206,7 +254,9 @@ impl Coordinator for ObservedCoordinator {
     }
 
     fn await_leadership(&self, timeout: Duration) -> CoordinatorResult<()> {
-        self.inner.await_leadership(timeout)
+        self.inner.await_leadership(timeout)?;
+        self.observer.led();
+        Ok(())
     }
 
     fn resign(&self) -> CoordinatorResult<()> {
@@ -219,8 +269,7 @@ impl Coordinator for ObservedCoordinator {
 
     fn next_checkpoint_epoch(&self, job: &str) -> CoordinatorResult<u64> {
         let epoch = self.inner.next_checkpoint_epoch(job)?;
-        eprintln!("job: checkpoint {epoch} triggered");
-        self.pass(FaultPoint::EpochDrawn);
+        self.observer.epoch_drawn(epoch);
         Ok(epoch)
     }
 
@@ -229,24 +278,23 @@ impl Coordinator for ObservedCoordinator {
         job: &str,
         checkpoint: &CompletedCheckpoint,
     ) -> CoordinatorResult<()> {
-        self.pass(FaultPoint::BeforeRecord);
+        self.observer.recording(checkpoint);
         self.inner.record_checkpoint(job, checkpoint)?;
-        let (files, state_bytes) = checkpoint.state_totals();
-        let sink_end: u64 = checkpoint.sink_positions.iter().map(|sink| sink.offset).sum();
-        eprintln!(
-            "job: checkpoint {} recorded: {files} state files, {state_bytes} state bytes, sinks end at {sink_end}",
-            checkpoint.epoch,
-        );
-        self.pass(FaultPoint::AfterRecord);
+        self.observer.recorded(checkpoint);
         Ok(())
     }
 
     fn checkpoints(&self, job: &str) -> CoordinatorResult<Vec<u64>> {
-        self.inner.checkpoints(job)
+        self.observer.listing();
+        let epochs = self.inner.checkpoints(job)?;
+        self.observer.listed(&epochs);
+        Ok(epochs)
     }
 
     fn checkpoint(&self, job: &str, epoch: u64) -> CoordinatorResult<CompletedCheckpoint> {
-        self.inner.checkpoint(job, epoch)
+        let checkpoint = self.inner.checkpoint(job, epoch)?;
+        self.observer.read(epoch);
+        Ok(checkpoint)
     }
 
     fn latest_checkpoint(&self, job: &str) -> CoordinatorResult<Option<CompletedCheckpoint>> {
@@ -255,7 +303,7 @@ impl Coordinator for ObservedCoordinator {
 
     fn prune(&self, job: &str, keep: usize) -> CoordinatorResult<Pruned> {
         let pruned = self.inner.prune(job, keep)?;
-        self.pass(FaultPoint::AfterPrune);
+        self.observer.pruned();
         Ok(pruned)
     }
 }

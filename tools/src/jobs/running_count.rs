@@ -40,21 +40,18 @@
 //! Nothing printed changes what the job computes: like the other jobs its output is a
 //! function of its input alone.
 
-use std::collections::HashSet;
 use std::fmt::Arguments;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use zabflow_core::coordinator::{
-    CompletedCheckpoint, Coordinator, CoordinatorResult, Pruned, SessionState, SinkPosition,
-    SourceOffset, Worker,
-};
+use zabflow_core::coordinator::{CompletedCheckpoint, Coordinator, SinkPosition, SourceOffset};
 use zabflow_core::engine::{
     Emitter, Event, Job, JobConfig, KeyGroupWriter, KeyScope, KeyedProcessFunction, LogRecord,
     Partition, Sink, SinkCommit, Source, SourceStatus, Stamped, StateDecodeError, ValueState,
 };
 
+use super::fault::{CoordinatorObserver, ObservedCoordinator};
 use super::input::{InputLog, MergedSource, INPUT_DISORDER_MS_MAX};
 use super::windowed_count::decode_keyed;
 use super::{Checkpoints, Outcome};
@@ -124,7 +121,8 @@ pub fn run<Snk: Sink<KeyCount>>(
         .process("running_count", CountFunction::new)
         .sink("output", move |shard| TimedSink { inner: sink(shard), shard, wrote: false });
     let (settings, coordinator) = checkpoints;
-    let timed: Arc<dyn Coordinator> = Arc::new(TimedCoordinator::new(coordinator));
+    let timed: Arc<dyn Coordinator> =
+        Arc::new(ObservedCoordinator::new(coordinator, Timeline::default()));
     job.run_checkpointed(settings, timed)
 }
 
@@ -347,27 +345,18 @@ impl<S: Sink<KeyCount>> Sink<KeyCount> for TimedSink<S> {
     }
 }
 
-// ---- the timed coordinator ---------------------------------------------------------------
+// ---- the checkpoint timeline ---------------------------------------------------------------
 
-/// The job's coordinator (every call goes through), printing the checkpoint timeline.
-struct TimedCoordinator {
-    inner: Arc<dyn Coordinator>,
+/// Prints the checkpoint timeline lines of the job's coordinator calls.
+#[derive(Default)]
+struct Timeline {
     led: AtomicBool,
     /// When the first listing of checkpoints started (µs; 0 before), for `checkpoint-read`.
     listing_us: AtomicU64,
     read: AtomicBool,
 }
 
-impl TimedCoordinator {
-    fn new(inner: Arc<dyn Coordinator>) -> TimedCoordinator {
-        TimedCoordinator {
-            inner,
-            led: AtomicBool::new(false),
-            listing_us: AtomicU64::new(0),
-            read: AtomicBool::new(false),
-        }
-    }
-
+impl Timeline {
     /// Says once that the newest checkpoint has been read (or that there is none).
     fn say_read(&self, epoch: u64) {
         if !self.read.swap(true, Ordering::Relaxed) {
@@ -377,90 +366,39 @@ impl TimedCoordinator {
     }
 }
 
-impl Coordinator for TimedCoordinator {
-    fn session_state(&self) -> SessionState {
-        self.inner.session_state()
-    }
-
-    fn register_worker(&self, id: &str, address: &str) -> CoordinatorResult<()> {
-        self.inner.register_worker(id, address)
-    }
-
-    fn workers(&self) -> CoordinatorResult<Vec<Worker>> {
-        self.inner.workers()
-    }
-
-    fn campaign(&self, address: &str) -> CoordinatorResult<()> {
-        self.inner.campaign(address)
-    }
-
-    fn is_leader(&self) -> bool {
-        self.inner.is_leader()
-    }
-
-    fn await_leadership(&self, timeout: Duration) -> CoordinatorResult<()> {
-        self.inner.await_leadership(timeout)?;
+impl CoordinatorObserver for Timeline {
+    fn led(&self) {
         if !self.led.swap(true, Ordering::Relaxed) {
             line("leader", format_args!(""));
         }
-        Ok(())
     }
 
-    fn resign(&self) -> CoordinatorResult<()> {
-        self.inner.resign()
-    }
-
-    fn leader_address(&self) -> CoordinatorResult<Option<String>> {
-        self.inner.leader_address()
-    }
-
-    fn next_checkpoint_epoch(&self, job: &str) -> CoordinatorResult<u64> {
-        let epoch = self.inner.next_checkpoint_epoch(job)?;
+    fn epoch_drawn(&self, epoch: u64) {
         line("epoch-drawn", format_args!("epoch={epoch}"));
-        Ok(epoch)
     }
 
-    fn record_checkpoint(
-        &self,
-        job: &str,
-        checkpoint: &CompletedCheckpoint,
-    ) -> CoordinatorResult<()> {
-        self.inner.record_checkpoint(job, checkpoint)?;
-        let mut paths = HashSet::new();
-        let state_bytes: u64 = (checkpoint.state_files.iter())
-            .filter(|file| paths.insert(file.path.as_str()))
-            .map(|file| file.bytes)
-            .sum();
+    fn recorded(&self, checkpoint: &CompletedCheckpoint) {
+        let (_, state_bytes) = checkpoint.state_totals();
         let offsets: u64 = checkpoint.source_offsets.iter().map(|source| source.offset).sum();
         line(
             "recorded",
             format_args!("epoch={} state_bytes={state_bytes} offsets={offsets}", checkpoint.epoch),
         );
-        Ok(())
     }
 
-    fn checkpoints(&self, job: &str) -> CoordinatorResult<Vec<u64>> {
+    fn listing(&self) {
         let _ =
             self.listing_us.compare_exchange(0, wall_us(), Ordering::Relaxed, Ordering::Relaxed);
-        let epochs = self.inner.checkpoints(job)?;
+    }
+
+    fn listed(&self, epochs: &[u64]) {
         if epochs.is_empty() {
             self.say_read(0);
         }
-        Ok(epochs)
     }
 
-    fn checkpoint(&self, job: &str, epoch: u64) -> CoordinatorResult<CompletedCheckpoint> {
-        let checkpoint = self.inner.checkpoint(job, epoch)?;
+    fn read(&self, epoch: u64) {
         self.say_read(epoch);
-        Ok(checkpoint)
-    }
-
-    fn latest_checkpoint(&self, job: &str) -> CoordinatorResult<Option<CompletedCheckpoint>> {
-        self.inner.latest_checkpoint(job)
-    }
-
-    fn prune(&self, job: &str, keep: usize) -> CoordinatorResult<Pruned> {
-        self.inner.prune(job, keep)
     }
 }
 
