@@ -87,6 +87,11 @@ pub const SOURCE_BATCH_RECORDS_MAX: usize = 1 << 16;
 /// an oversubscribed machine (more shards than cores) moving.
 pub const SHARD_IDLE_SPINS_MAX: u32 = 64;
 
+/// Millisecond buckets of an event-time timer wheel (session windows): timers up to this
+/// far past the wheel's front cost O(1), later ones wait in a heap. Spans the watermark's
+/// usual distance to a session's end (out-of-orderness + source drift + gap) several times.
+pub const TIMER_WHEEL_SLOTS: usize = 4096;
+
 const _: () = assert!(KEY_GROUPS_DEFAULT <= KEY_GROUPS_MAX && KEY_GROUPS_DEFAULT > 0);
 const _: () = assert!(SHARDS_MAX <= KEY_GROUPS_MAX);
 const _: () = assert!(RING_SLOTS_DEFAULT <= RING_SLOTS_MAX);

@@ -55,6 +55,7 @@ pub mod source;
 pub mod state_codec;
 pub mod state_file;
 pub mod text_source;
+mod timer_wheel;
 pub mod window;
 pub mod window_function;
 

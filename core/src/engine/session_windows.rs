@@ -6,23 +6,29 @@
 //! in separate sessions (Flink merges windows that merely touch; here a silence of `gap`
 //! closes a session, which keeps the lateness contract of [`window`](super::window) exact).
 //!
-//! State lives in a slab of session nodes, each key's sessions a short linked list from a
-//! hash map of heads. Firing is driven by a min-heap of timers `(time, node)`, lazily
-//! maintained: a node has at most one *valid* timer (the one whose time equals its
-//! `timer` field) and it is never later than the node's next due time (its end, or its
-//! end plus the allowed lateness once fired). Growing a session never pushes a timer;
-//! the old one fires early, finds the session extended and re-arms itself. A merge
-//! leaves the absorbed node's timer stale, which a pop recognises and skips. So the heap
-//! holds about one entry per open session, not one per record.
+//! State lives in a slab of session nodes, each key's sessions a doubly linked list from a
+//! hash map of heads, **newest first** (by start; sessions of a key never overlap, so by end
+//! too). A record almost always lands in its key's newest session, and the order lets the
+//! search stop there: once a session that starts at or before the record has been seen, no
+//! older one can overlap it. So a record costs one hash lookup and one node, and freeing a
+//! node is O(1) (no walk to find its predecessor).
+//!
+//! Firing is driven by timers `(time, node)` in a [`TimerWheel`], lazily maintained: a node
+//! has at most one *valid* timer (the one whose time equals its `timer` field) and it is
+//! never later than the node's next due time (its end, or its end plus the allowed lateness
+//! once fired). Growing a session never sets a timer; the old one fires early, finds the
+//! session extended and re-arms itself. A merge leaves the absorbed node's timer stale,
+//! which an expiry recognises and skips. So the wheel holds about one timer per open
+//! session, not one per record, and each costs O(1) to set and to expire.
 
 use super::key_group::KeyHashBuilder;
 use super::operator::{KeyedOperator, OperatorCounters};
 use super::snapshot::{KeyGroupWriter, SnapshotState};
 use super::state_codec::{StateCodec, StateDecodeError};
+use super::timer_wheel::TimerWheel;
 use super::window::{TimeDomain, Window};
 use super::window_function::WindowFunction;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
@@ -33,13 +39,15 @@ struct SessionNode<K, S> {
     key: K,
     start: u64,
     end: u64,
-    state: S,
-    /// Next session of the same key, or `NIL`.
-    next: u32,
     /// Time of this node's valid timer.
     timer: u64,
+    /// Older session of the same key, or `NIL`.
+    next: u32,
+    /// Newer session of the same key, or `NIL` (the node is the head).
+    prev: u32,
     /// Fired and waiting out the allowed lateness.
     fired: bool,
+    state: S,
 }
 
 /// Open sessions of one shard, and the function they fold.
@@ -51,9 +59,7 @@ pub struct SessionWindows<K, T, F: WindowFunction<K, T>> {
     heads: HashMap<K, u32, KeyHashBuilder>,
     nodes: Vec<Option<SessionNode<K, F::State>>>,
     free: Vec<u32>,
-    timers: BinaryHeap<Reverse<(u64, u32)>>,
-    /// Nodes a new record overlaps (reused).
-    overlapping: Vec<u32>,
+    timers: TimerWheel,
     watermark: u64,
     counters: OperatorCounters,
     record: PhantomData<fn(&T)>,
@@ -76,27 +82,28 @@ where
             heads: HashMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
-            timers: BinaryHeap::new(),
-            overlapping: Vec::new(),
+            timers: TimerWheel::new(),
             watermark: 0,
             counters: OperatorCounters::default(),
             record: PhantomData,
         }
     }
 
+    #[inline]
     fn node(&self, index: u32) -> &SessionNode<K, F::State> {
         self.nodes[index as usize].as_ref().expect("a linked node is live")
     }
 
+    #[inline]
     fn node_mut(&mut self, index: u32) -> &mut SessionNode<K, F::State> {
         self.nodes[index as usize].as_mut().expect("a linked node is live")
     }
 
-    /// Creates a session node at the head of its key's list, with a timer at its end.
-    fn allocate(&mut self, key: K, start: u64, end: u64) -> u32 {
-        let next = self.heads.get(&key).copied().unwrap_or(NIL);
+    /// Creates the session `[start, end)` of `key` between the nodes `prev` (newer, or
+    /// `NIL`: it becomes the head) and `next` (older, or `NIL`), with a timer at its end.
+    fn allocate(&mut self, key: K, start: u64, end: u64, prev: u32, next: u32) -> u32 {
         let state = self.function.create();
-        let node = SessionNode { key, start, end, state, next, timer: end, fired: false };
+        let node = SessionNode { key, start, end, timer: end, next, prev, fired: false, state };
         let index = match self.free.pop() {
             Some(index) => {
                 self.nodes[index as usize] = Some(node);
@@ -108,71 +115,81 @@ where
                 (self.nodes.len() - 1) as u32
             }
         };
-        self.heads.insert(key, index);
-        self.timers.push(Reverse((end, index)));
+        if prev == NIL {
+            self.heads.insert(key, index);
+        } else {
+            self.node_mut(prev).next = index;
+        }
+        if next != NIL {
+            self.node_mut(next).prev = index;
+        }
+        self.timers.push(end, index);
         index
     }
 
     /// Unlinks a node from its key's list and frees its slot, returning it.
     fn release(&mut self, index: u32) -> SessionNode<K, F::State> {
-        let (key, next) = {
-            let node = self.node(index);
-            (node.key, node.next)
-        };
-        let head = *self.heads.get(&key).expect("a live node's key has a list");
-        if head == index {
-            if next == NIL {
-                self.heads.remove(&key);
+        let node = self.nodes[index as usize].take().expect("released once");
+        if node.prev == NIL {
+            if node.next == NIL {
+                self.heads.remove(&node.key);
             } else {
-                self.heads.insert(key, next);
+                self.heads.insert(node.key, node.next);
             }
         } else {
-            let mut cursor = head;
-            while self.node(cursor).next != index {
-                cursor = self.node(cursor).next;
-                assert!(cursor != NIL, "a live node is in its key's list");
-            }
-            self.node_mut(cursor).next = next;
+            self.node_mut(node.prev).next = node.next;
+        }
+        if node.next != NIL {
+            self.node_mut(node.next).prev = node.prev;
         }
         self.free.push(index);
-        self.nodes[index as usize].take().expect("released once")
+        node
     }
 
     /// Arms a timer for `index` at `time` unless its valid timer is already as early (a
     /// timer that comes early re-arms itself).
+    #[inline]
     fn schedule(&mut self, index: u32, time: u64) {
         let node = self.node_mut(index);
         if time < node.timer {
             node.timer = time;
-            self.timers.push(Reverse((time, index)));
+            self.timers.push(time, index);
         }
     }
 
-    /// Merges the sessions of `key` overlapping `[start, end)` into one holding it.
-    fn merge_into_session(&mut self, key: K, start: u64, end: u64) -> u32 {
-        self.overlapping.clear();
-        let mut cursor = self.heads.get(&key).copied().unwrap_or(NIL);
-        while cursor != NIL {
-            let (node_start, node_end, next) = {
-                let node = self.node(cursor);
-                (node.start, node.end, node.next)
-            };
-            if node_start < end && start < node_end {
-                self.overlapping.push(cursor);
-            }
-            cursor = next;
+    /// Where `[.., end)` belongs in `key`'s list: `(newer, cursor)`, the last session
+    /// starting at or after `end` (or `NIL`) and the one after it, the newest that may
+    /// overlap (or `NIL`).
+    #[inline]
+    fn locate(&self, key: K, end: u64) -> (u32, u32) {
+        let (mut newer, mut cursor) = (NIL, self.heads.get(&key).copied().unwrap_or(NIL));
+        while cursor != NIL && self.node(cursor).start >= end {
+            newer = cursor;
+            cursor = self.node(cursor).next;
         }
-        let Some(&target) = self.overlapping.first() else {
-            return self.allocate(key, start, end);
-        };
-        for position in 1..self.overlapping.len() {
-            let absorbed = self.release(self.overlapping[position]);
+        (newer, cursor)
+    }
+
+    /// The session of `key` holding `[start, end)`: the newest session overlapping it,
+    /// grown to cover it and every other overlapping session merged in, or a new one.
+    #[inline]
+    fn merge_into_session(&mut self, key: K, start: u64, end: u64) -> u32 {
+        let (newer, cursor) = self.locate(key, end);
+        if cursor == NIL || self.node(cursor).end <= start {
+            return self.allocate(key, start, end, newer, cursor);
+        }
+        let target = cursor;
+        // Older sessions overlap only if the target starts after the record does.
+        let mut older = self.node(target).next;
+        while self.node(target).start > start && older != NIL && self.node(older).end > start {
+            let next = self.node(older).next;
+            let absorbed = self.release(older);
             let Self { nodes, function, .. } = self;
             let node = nodes[target as usize].as_mut().expect("the target is live");
             function.merge(&mut node.state, &absorbed.state);
             node.start = node.start.min(absorbed.start);
-            node.end = node.end.max(absorbed.end);
             node.fired &= absorbed.fired;
+            older = next;
         }
         let node = self.node_mut(target);
         node.start = node.start.min(start);
@@ -205,9 +222,8 @@ where
         if node.fired && due <= watermark {
             self.release(index);
         } else {
-            let node = self.node_mut(index);
-            node.timer = due;
-            self.timers.push(Reverse((due, index)));
+            self.node_mut(index).timer = due;
+            self.timers.push(due, index);
         }
     }
 }
@@ -220,6 +236,7 @@ where
 {
     type Output = F::Output;
 
+    #[inline]
     fn on_record<E: FnMut(F::Output)>(
         &mut self,
         key: K,
@@ -254,11 +271,7 @@ where
     fn on_watermark<E: FnMut(F::Output)>(&mut self, watermark: u64, emit: &mut E) {
         assert!(watermark >= self.watermark, "watermark went back");
         self.watermark = watermark;
-        while let Some(&Reverse((time, index))) = self.timers.peek() {
-            if time > watermark {
-                break;
-            }
-            self.timers.pop();
+        while let Some((time, index)) = self.timers.pop_due(watermark) {
             self.on_timer(index, time, emit);
         }
     }
@@ -299,7 +312,11 @@ where
             if start >= end {
                 return Err(StateDecodeError(format!("session [{start}, {end})")));
             }
-            let index = self.allocate(key, start, end);
+            let (newer, cursor) = self.locate(key, end);
+            if cursor != NIL && self.node(cursor).end > start {
+                return Err(StateDecodeError(format!("session [{start}, {end}) overlaps another")));
+            }
+            let index = self.allocate(key, start, end, newer, cursor);
             let lateness = self.lateness;
             let node = self.node_mut(index);
             node.state = state;
@@ -308,7 +325,7 @@ where
                 // Its valid timer is the end of its allowed lateness, not its end.
                 let due = end.saturating_add(lateness);
                 node.timer = due;
-                self.timers.push(Reverse((due, index)));
+                self.timers.push(due, index);
             }
         }
         Ok(())
