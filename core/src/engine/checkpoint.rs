@@ -130,6 +130,10 @@ pub struct CheckpointReport {
     /// The longest any shard waited between the first and the last barrier of the epoch
     /// on its inputs (the cost of alignment under skew or backpressure).
     pub alignment_max: Duration,
+    /// The longest any shard's loop stood still taking its snapshot (copying its key
+    /// groups' state into buffers, making its sink durable); writing the state file happens
+    /// on the state writer thread and is not included.
+    pub snapshot_max: Duration,
     /// Bytes of state files written.
     pub state_bytes: u64,
     /// Taken at the end of the input, committing all output.

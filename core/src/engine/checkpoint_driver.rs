@@ -75,6 +75,8 @@ pub(crate) struct SnapshotTask {
     pub source_offsets: Vec<SourceOffset>,
     pub sink: Option<SinkCommit>,
     pub alignment: Duration,
+    /// Time the shard spent copying its state and preparing its sink (its loop stood still).
+    pub snapshot: Duration,
 }
 
 /// A shard's acknowledgement of an epoch, once its state file is durable.
@@ -86,6 +88,7 @@ struct ShardAck {
     source_offsets: Vec<SourceOffset>,
     sink: Option<SinkCommit>,
     alignment: Duration,
+    snapshot: Duration,
 }
 
 enum WriterMessage {
@@ -175,6 +178,7 @@ fn write_task(
         source_offsets: task.source_offsets,
         sink: task.sink,
         alignment: task.alignment,
+        snapshot: task.snapshot,
     })
 }
 
@@ -511,7 +515,8 @@ impl<'a> Driver<'a> {
             state_files: Vec::new(),
             sink_positions: Vec::new(),
         };
-        let (mut alignment_max, mut state_bytes, mut commits) = (Duration::ZERO, 0, Vec::new());
+        let (mut alignment_max, mut snapshot_max) = (Duration::ZERO, Duration::ZERO);
+        let (mut state_bytes, mut commits) = (0, Vec::new());
         for ack in flight.acks.into_values() {
             checkpoint.source_offsets.extend(ack.source_offsets);
             checkpoint.state_files.extend(ack.state_files);
@@ -520,6 +525,7 @@ impl<'a> Driver<'a> {
                 commits.push(sink);
             }
             alignment_max = alignment_max.max(ack.alignment);
+            snapshot_max = snapshot_max.max(ack.snapshot);
             state_bytes += ack.state_bytes;
         }
         checkpoint.source_offsets.sort_by_key(|offset| offset.partition);
@@ -543,6 +549,7 @@ impl<'a> Driver<'a> {
             epoch: checkpoint.epoch,
             duration: flight.started.elapsed(),
             alignment_max,
+            snapshot_max,
             state_bytes,
             is_final: flight.is_final,
         });

@@ -692,6 +692,7 @@ where
         source_offsets: Vec<SourceOffset>,
         alignment_time: Duration,
     ) -> Result<(), Error> {
+        let started = Instant::now();
         let alignment = self.alignment.as_ref().expect("a checkpointed shard");
         let mut writer = alignment.checkpointing.writer();
         let names = self.parts.names;
@@ -705,6 +706,7 @@ where
             source_offsets,
             sink,
             alignment: alignment_time,
+            snapshot: started.elapsed(),
         };
         // The writer outlives every shard; if it is gone the driver is too.
         let _ = alignment.checkpointing.tasks.send(task);
