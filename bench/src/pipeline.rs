@@ -22,6 +22,16 @@
 //! The sources are aligned (`drift_max_ms`), so a source that gets more CPU cannot run
 //! seconds of event time ahead of the others and inflate the window state.
 //!
+//! **Checkpoints.** Beside each keyed job's plain run, the same job runs with aligned
+//! checkpoints every `checkpoint_interval` (series `<job>/shards=N/rtrb/checkpoint=1s`,
+//! ratio `<job>/shards=N/checkpoint=1s/plain`): barriers, alignment, per-key-group snapshots
+//! and state files written and fsynced by the state writer, recorded through the in-memory
+//! coordinator twin (`MemoryCoordinator`, the same checkpoint records as a ZooKeeper-protocol
+//! service, without the network round trips, which run off the shards' threads anyway). The
+//! series carries the checkpoints completed, their alignment (max and median), snapshot time
+//! (how long a shard's loop stood still) and state bytes. A run shorter than the interval
+//! takes only the final checkpoint, so the suite's short runs checkpoint more often.
+//!
 //! **Latency** runs pace the generator at a fixed rate (event time advancing with wall
 //! time, every partition's clock started at one shared instant) and record, in an
 //! HdrHistogram per series (`.hgrm`), for a window result: the time it reached the sink
@@ -52,11 +62,13 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zabflow_core::coordinator::{SinkPosition, SourceOffset};
 use zabflow_core::engine::{
-    Count, Event, Exchange, Generator, GeneratorConfig, Job, JobConfig, JobMetrics, JobOutput,
-    Partition, RtrbExchange, Session, ShardStats, Sink, Sliding, Source, SourceStatus, Stamped,
-    Tumbling, WindowResult,
+    CheckpointReport, CheckpointSettings, Count, Event, Exchange, Generator, GeneratorConfig, Job,
+    JobConfig, JobMetrics, JobOutput, Partition, RtrbExchange, Session, ShardStats, Sink,
+    SinkCommit, Sliding, Source, SourceStatus, Stamped, Tumbling, WindowResult,
 };
+use zabflow_core::memory_coordinator::MemoryCoordinator;
 
 /// Size and slide of the sliding-window job, in ms.
 const SLIDING_SIZE_MS: u64 = 10_000;
@@ -73,6 +85,10 @@ const DRIFT_MAX_MS: u64 = 500;
 const LATENCY_RATE_PER_S: u64 = 2_000_000;
 /// The session job, the slowest per event, runs this fraction of the events.
 const SESSION_EVENTS_DIVISOR: u64 = 10;
+/// Checkpoint interval of the checkpointed runs, and of the suite's and `--quick`'s shorter
+/// runs (which would otherwise take no checkpoint but the final one).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+const CHECKPOINT_INTERVAL_SHORT: Duration = Duration::from_millis(250);
 /// Length of each latency run, of each in the default suite, and of each in `--quick`.
 const LATENCY_RUN: Duration = Duration::from_secs(3);
 const LATENCY_RUN_SUITE: Duration = Duration::from_secs(1);
@@ -98,6 +114,12 @@ pub struct PipelineConfig {
     pub batch_records: usize,
     /// Length of each latency run; zero skips them.
     pub latency_run: Duration,
+    /// The jobs to measure, in order.
+    pub jobs: Vec<PipelineJob>,
+    /// Whether each keyed job also runs over the crossbeam-channel baseline.
+    pub baseline: bool,
+    /// Interval of each keyed job's checkpointed run; `None` skips them.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl PipelineConfig {
@@ -113,6 +135,13 @@ impl PipelineConfig {
             ring_slots: defaults.ring_slots,
             batch_records: defaults.batch_records,
             latency_run: if quick { LATENCY_RUN_QUICK } else { LATENCY_RUN },
+            jobs: PipelineJob::ALL.to_vec(),
+            baseline: true,
+            checkpoint_interval: Some(if quick {
+                CHECKPOINT_INTERVAL_SHORT
+            } else {
+                CHECKPOINT_INTERVAL
+            }),
         }
     }
 
@@ -125,6 +154,7 @@ impl PipelineConfig {
         if !quick {
             config.events = PIPELINE_EVENTS_SUITE;
             config.latency_run = LATENCY_RUN_SUITE;
+            config.checkpoint_interval = Some(CHECKPOINT_INTERVAL_SHORT);
         }
         config
     }
@@ -140,6 +170,9 @@ impl PipelineConfig {
         }
         if self.shard_counts.is_empty() {
             return Err(BenchError::Param("pipeline needs at least one shard count".into()));
+        }
+        if self.jobs.is_empty() {
+            return Err(BenchError::Param("pipeline needs at least one job".into()));
         }
         for &shards in &self.shard_counts {
             self.job_config(shards).validate()?;
@@ -209,6 +242,17 @@ impl PipelineJob {
         }
     }
 
+    /// The job called `name` (as [`PipelineJob::name`] spells it).
+    ///
+    /// # Errors
+    /// [`BenchError::Param`] listing the jobs there are.
+    pub fn from_name(name: &str) -> Result<PipelineJob> {
+        PipelineJob::ALL.into_iter().find(|job| job.name() == name).ok_or_else(|| {
+            let names: Vec<_> = PipelineJob::ALL.iter().map(|job| job.name()).collect();
+            BenchError::Param(format!("no pipeline job `{name}` (jobs: {})", names.join(", ")))
+        })
+    }
+
     fn is_keyed(self) -> bool {
         self != PipelineJob::Stateless
     }
@@ -243,6 +287,16 @@ impl ExchangeKind {
 pub fn series_name(job: PipelineJob, shards: usize, exchange: ExchangeKind) -> String {
     let exchange = if job.is_keyed() { exchange.name() } else { "pipeline" };
     format!("{}/shards={shards}/{exchange}", job.name())
+}
+
+/// `checkpoint=1s`, `checkpoint=250ms`.
+fn checkpoint_suffix(interval: Duration) -> String {
+    format!("checkpoint={}", humantime::format_duration(interval))
+}
+
+/// `tumbling-count/shards=2/rtrb/checkpoint=1s`.
+pub fn checkpointed_series_name(job: PipelineJob, shards: usize, interval: Duration) -> String {
+    format!("{}/{}", series_name(job, shards, ExchangeKind::Rtrb), checkpoint_suffix(interval))
 }
 
 /// A generated event's value with the time it was due (for the stateless latency; 16
@@ -302,6 +356,15 @@ impl<S: Source> Source for Shifted<S> {
     fn out_of_orderness(&self) -> u64 {
         self.0.out_of_orderness()
     }
+    fn position(
+        &self,
+        out: &mut Vec<SourceOffset>,
+    ) -> std::result::Result<(), zabflow_core::Error> {
+        self.0.position(out)
+    }
+    fn seek(&mut self, offsets: &[SourceOffset]) -> std::result::Result<(), zabflow_core::Error> {
+        self.0.seek(offsets)
+    }
 }
 
 /// The scenario's sink: counts what it gets and, in a latency run, records latencies.
@@ -334,6 +397,20 @@ impl Probe {
 
 impl<K: Send + 'static> Sink<WindowResult<K, u64>> for Probe {
     type Output = (u64, Option<Histogram<u64>>);
+
+    /// Nothing to commit: the probe only counts (and measures).
+    fn prepare_commit(&mut self) -> std::result::Result<Option<SinkCommit>, zabflow_core::Error> {
+        Ok(None)
+    }
+
+    fn restore(
+        &mut self,
+        _: u64,
+        _: &[SinkPosition],
+        _: Partition,
+    ) -> std::result::Result<(), zabflow_core::Error> {
+        Ok(())
+    }
 
     #[inline]
     fn write(&mut self, result: &WindowResult<K, u64>) {
@@ -383,11 +460,15 @@ impl Sink<Stamped<Event>> for Probe {
 struct Outcome {
     events: u64,
     elapsed: Duration,
+    /// CPU time the process spent during the run (user + system, every thread).
+    cpu: Duration,
     results: u64,
     histogram: Option<Histogram<u64>>,
     shards: Vec<ShardStats>,
     peak_rss_bytes: u64,
     samples: Vec<Value>,
+    /// Checkpoints completed by a checkpointed run (the final one last).
+    checkpoints: Vec<CheckpointReport>,
 }
 
 type ProbeOutput = JobOutput<(u64, Option<Histogram<u64>>), u64>;
@@ -396,40 +477,56 @@ fn stateless_map(event: Event) -> Event {
     Event { key: event.key, value: event.value * 3 }
 }
 
-/// Runs the keyed `job` over `exchange` reading `source`, ending in `probe`.
+/// How a keyed run ends: plainly over an exchange, or checkpointed (over the rtrb mesh).
+enum KeyedRun<X> {
+    Plain(X),
+    Checkpointed(CheckpointSettings),
+}
+
+/// Runs the keyed `job` reading `source`, ending in `probe`; a checkpointed run also
+/// returns its checkpoints.
 fn run_keyed<S, X>(
     job: PipelineJob,
     config: JobConfig,
     source: impl Fn(Partition) -> S + Send + Sync + 'static,
-    exchange: X,
+    run: KeyedRun<X>,
     metrics: &JobMetrics,
     probe: impl Fn() -> Probe + Send + Sync + 'static,
-) -> Result<ProbeOutput>
+) -> Result<(ProbeOutput, Vec<CheckpointReport>)>
 where
     S: Source<Record = Event>,
     X: Exchange,
 {
     let keyed = Job::new(config).source("generator", source).key_by("by_key", |e: &Event| e.key);
     let sink = move |_shard| probe();
+    macro_rules! finish {
+        ($job:expr) => {
+            match run {
+                KeyedRun::Plain(exchange) => ($job.run_on(exchange)?, Vec::new()),
+                KeyedRun::Checkpointed(settings) => {
+                    let run =
+                        $job.run_checkpointed(settings, Arc::new(MemoryCoordinator::new()))?;
+                    (run.output, run.completed)
+                }
+            }
+        };
+    }
     let output = match job {
-        PipelineJob::TumblingCount => keyed
+        PipelineJob::TumblingCount => finish!(keyed
             .window(Tumbling::of(PIPELINE_WINDOW_MS))
             .aggregate("count", Count)
             .sink("probe", sink)
-            .observe(metrics)
-            .run_on(exchange)?,
-        PipelineJob::SlidingCount => keyed
+            .observe(metrics)),
+        PipelineJob::SlidingCount => finish!(keyed
             .window(Sliding::of(SLIDING_SIZE_MS, SLIDING_SLIDE_MS))
             .aggregate("count", Count)
             .sink("probe", sink)
-            .observe(metrics)
-            .run_on(exchange)?,
-        PipelineJob::SessionCount => keyed
+            .observe(metrics)),
+        PipelineJob::SessionCount => finish!(keyed
             .window(Session::with_gap(SESSION_GAP_MS))
             .aggregate("count", Count)
             .sink("probe", sink)
-            .observe(metrics)
-            .run_on(exchange)?,
+            .observe(metrics)),
         PipelineJob::Stateless => unreachable!("the stateless job has no exchange"),
     };
     Ok(output)
@@ -456,6 +553,20 @@ fn sample_metrics(metrics: JobMetrics, done: Arc<AtomicBool>) -> Vec<Value> {
     samples
 }
 
+/// CPU time this process has used so far, user and system, every thread.
+fn process_cpu_time() -> Duration {
+    // SAFETY: `getrusage` only writes the struct it is given, which is zeroed and ours.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |value: libc::timeval| {
+        Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// Resets the process's peak-RSS mark (Linux `clear_refs` 5); a failure leaves the mark
 /// covering earlier runs too, which only overstates.
 fn reset_peak_rss() {
@@ -472,8 +583,16 @@ fn measure(
     shards: usize,
     exchange: ExchangeKind,
     pace: Pace,
+    checkpoint: Option<Duration>,
 ) -> Result<Outcome> {
     let job_config = config.job_config(shards);
+    // Checkpointed runs write their state files here (removed when the run is over).
+    let state_dir = match checkpoint {
+        Some(_) => Some(tempfile::tempdir().map_err(|error| {
+            BenchError::Param(format!("a temporary directory for state files: {error}"))
+        })?),
+        None => None,
+    };
     let generator = match pace {
         Some((rate, epoch)) => config.paced_generator(job, rate, epoch),
         None => config.generator(job),
@@ -486,25 +605,35 @@ fn measure(
         std::thread::spawn(move || sample_metrics(metrics, done))
     };
     reset_peak_rss();
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), process_cpu_time());
     let shift = if pace.is_some() { job.latency_shift_ms() } else { 0 };
     let clock = epoch.map(|epoch| (epoch, OUT_OF_ORDERNESS_MS as i64 - shift as i64));
     let probe = move || Probe::new(clock);
     let source = move |partition| Shifted(Generator::new(generator, partition), shift);
-    let output = match (job, exchange) {
-        (PipelineJob::Stateless, _) => run_stateless(job_config, generator, pace, &metrics, probe),
-        (_, ExchangeKind::Rtrb) => {
-            run_keyed(job, job_config, source, RtrbExchange, &metrics, probe)
+    let output = match (job, exchange, &state_dir, checkpoint) {
+        (PipelineJob::Stateless, ..) => {
+            run_stateless(job_config, generator, pace, &metrics, probe).map(|o| (o, Vec::new()))
         }
-        (_, ExchangeKind::Crossbeam) => {
-            run_keyed(job, job_config, source, CrossbeamExchange, &metrics, probe)
+        (_, _, Some(dir), Some(interval)) => {
+            let settings =
+                CheckpointSettings { interval, ..CheckpointSettings::new(job.name(), dir.path()) };
+            let run = KeyedRun::<RtrbExchange>::Checkpointed(settings);
+            run_keyed(job, job_config, source, run, &metrics, probe)
+        }
+        (_, ExchangeKind::Rtrb, ..) => {
+            let run = KeyedRun::Plain(RtrbExchange);
+            run_keyed(job, job_config, source, run, &metrics, probe)
+        }
+        (_, ExchangeKind::Crossbeam, ..) => {
+            let run = KeyedRun::Plain(CrossbeamExchange);
+            run_keyed(job, job_config, source, run, &metrics, probe)
         }
     };
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), process_cpu_time().saturating_sub(cpu_started));
     let peak_rss_bytes = machine::peak_rss_bytes();
     done.store(true, Ordering::Relaxed);
     let samples = sampler.join().expect("the metrics sampler does not panic");
-    let output = output?;
+    let (output, checkpoints) = output?;
     let events = output.records_pulled();
     assert_eq!(events, generator.events, "every generated event was pulled");
     let mut histogram: Option<Histogram<u64>> = None;
@@ -521,11 +650,13 @@ fn measure(
     Ok(Outcome {
         events,
         elapsed,
+        cpu,
         results,
         histogram,
         shards: output.shards,
         peak_rss_bytes,
         samples,
+        checkpoints,
     })
 }
 
@@ -596,6 +727,11 @@ fn series_from(
     let mut series = Series::new(name, target, Unit::Records, events_per_s)
         .with_params(json!({ "job": job.name(), "shards": shards, "exchange": exchange_name }))
         .with_extra("events_per_s_per_shard", events_per_s / shards as f64)
+        .with_extra("cpu_s", throughput.cpu.as_secs_f64())
+        .with_extra(
+            "events_per_cpu_s",
+            throughput.events as f64 / throughput.cpu.as_secs_f64().max(1e-9),
+        )
         .with_extra("records_out", throughput.results)
         .with_extra("peak_rss_bytes", throughput.peak_rss_bytes)
         .with_extra("shard_stats", shard_stats_json(&throughput.shards))
@@ -615,6 +751,43 @@ fn series_from(
     series
 }
 
+/// The series of a checkpointed run: throughput as a plain run's, and what its checkpoints
+/// cost (the final checkpoint, taken after the input ended, counted apart).
+fn checkpointed_series_from(
+    job: PipelineJob,
+    shards: usize,
+    interval: Duration,
+    run: &Outcome,
+) -> Series {
+    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+    let periodic: Vec<&CheckpointReport> = run.checkpoints.iter().filter(|c| !c.is_final).collect();
+    let median_ms = |of: fn(&CheckpointReport) -> Duration| {
+        let mut values: Vec<f64> = periodic.iter().map(|c| ms(of(c))).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    let max_ms = |of: fn(&CheckpointReport) -> Duration| {
+        run.checkpoints.iter().map(|c| ms(of(c))).fold(0.0, f64::max)
+    };
+    let state_bytes_max = run.checkpoints.iter().map(|c| c.state_bytes).max().unwrap_or(0);
+    let mut series = series_from(job, shards, ExchangeKind::Rtrb, run, None);
+    series.name = checkpointed_series_name(job, shards, interval);
+    series
+        .with_params(json!({
+            "job": job.name(), "shards": shards, "exchange": "rtrb",
+            "checkpoint_interval_ms": interval.as_millis() as u64,
+            "coordinator": "in-memory twin (MemoryCoordinator)",
+        }))
+        .with_extra("checkpoints_completed", periodic.len())
+        .with_extra("final_checkpoint", run.checkpoints.iter().any(|c| c.is_final))
+        .with_extra("alignment_ms_max", max_ms(|c| c.alignment_max))
+        .with_extra("alignment_ms_median", median_ms(|c| c.alignment_max))
+        .with_extra("snapshot_ms_max", max_ms(|c| c.snapshot_max))
+        .with_extra("snapshot_ms_median", median_ms(|c| c.snapshot_max))
+        .with_extra("checkpoint_ms_median", median_ms(|c| c.duration))
+        .with_extra("state_bytes_max", state_bytes_max)
+}
+
 /// Runs every job at every shard count, with its baseline and latency runs.
 ///
 /// # Errors
@@ -622,29 +795,37 @@ fn series_from(
 pub fn run(config: &PipelineConfig) -> Result<Report> {
     config.validate()?;
     let mut report = Report::new("pipeline", params(config));
-    let keyed_jobs = PipelineJob::ALL.iter().filter(|job| job.is_keyed()).count();
-    let runs_per_shard_count = PipelineJob::ALL.len() + keyed_jobs;
+    let keyed_jobs = config.jobs.iter().filter(|job| job.is_keyed()).count();
+    let baselines = if config.baseline { keyed_jobs } else { 0 };
+    let checkpointed = if config.checkpoint_interval.is_some() { keyed_jobs } else { 0 };
+    let runs_per_shard_count = config.jobs.len() + baselines + checkpointed;
     let steps = runs_per_shard_count * config.shard_counts.len();
     let progress = Progress::new("pipeline", steps as u64);
-    for job in PipelineJob::ALL {
+    for &job in &config.jobs {
         for &shards in &config.shard_counts {
             progress.start_step(&series_name(job, shards, ExchangeKind::Rtrb));
-            let throughput = measure(job, config, shards, ExchangeKind::Rtrb, None)?;
+            let throughput = measure(job, config, shards, ExchangeKind::Rtrb, None, None)?;
             let latency = if config.latency_run.is_zero() {
                 None
             } else {
                 let events_per_s = throughput.events as f64 / throughput.elapsed.as_secs_f64();
                 let rate = LATENCY_RATE_PER_S.min((events_per_s / 2.0) as u64).max(1000);
                 let epoch = Instant::now() + Duration::from_millis(20);
-                Some(measure(job, config, shards, ExchangeKind::Rtrb, Some((rate, epoch)))?)
+                Some(measure(job, config, shards, ExchangeKind::Rtrb, Some((rate, epoch)), None)?)
             };
             let series =
                 series_from(job, shards, ExchangeKind::Rtrb, &throughput, latency.as_ref());
             report.push_series(series);
             progress.finish_step();
-            if job.is_keyed() {
+            if let (true, Some(interval)) = (job.is_keyed(), config.checkpoint_interval) {
+                progress.start_step(&checkpointed_series_name(job, shards, interval));
+                let run = measure(job, config, shards, ExchangeKind::Rtrb, None, Some(interval))?;
+                report.push_series(checkpointed_series_from(job, shards, interval, &run));
+                progress.finish_step();
+            }
+            if job.is_keyed() && config.baseline {
                 progress.start_step(&series_name(job, shards, ExchangeKind::Crossbeam));
-                let baseline = measure(job, config, shards, ExchangeKind::Crossbeam, None)?;
+                let baseline = measure(job, config, shards, ExchangeKind::Crossbeam, None, None)?;
                 report.push_series(series_from(
                     job,
                     shards,
@@ -657,7 +838,7 @@ pub fn run(config: &PipelineConfig) -> Result<Report> {
         }
     }
     progress.finish();
-    push_ratios(&mut report, &config.shard_counts);
+    push_ratios(&mut report, &config.shard_counts, config.checkpoint_interval);
     Ok(report)
 }
 
@@ -669,21 +850,28 @@ fn params(config: &PipelineConfig) -> Value {
         "event_time_events_per_s": PIPELINE_EVENT_TIME_DENSITY,
         "out_of_orderness_ms": OUT_OF_ORDERNESS_MS, "drift_max_ms": DRIFT_MAX_MS,
         "shard_counts": config.shard_counts,
+        "jobs": config.jobs.iter().map(|job| job.name()).collect::<Vec<_>>(),
         "ring_slots": config.ring_slots, "batch_records": config.batch_records,
-        "baseline": "the keyed jobs over bounded crossbeam-channel channels, item by item",
+        "baseline": if config.baseline {
+            "the keyed jobs over bounded crossbeam-channel channels, item by item"
+        } else {
+            "not measured"
+        },
         "latency": if config.latency_run.is_zero() { "not measured" } else {
             "paced runs: window result at the sink minus the due time of the event at \
              window end + out-of-orderness; stateless: record at the sink minus its due \
              time, 1 in 64"
         },
         "latency_rate_per_s_max": LATENCY_RATE_PER_S,
+        "checkpoint_interval_ms": config.checkpoint_interval.map(|i| i.as_millis() as u64),
+        "checkpoint_coordinator": "in-memory twin (MemoryCoordinator); state files fsynced",
         "session_events": config.events / SESSION_EVENTS_DIVISOR,
         "latency_run_s": config.latency_run.as_secs_f64(),
     })
 }
 
 /// `<job>/shards=N/shards=1` (scaling) and `<job>/shards=N/rtrb/crossbeam` (baseline).
-fn push_ratios(report: &mut Report, shard_counts: &[usize]) {
+fn push_ratios(report: &mut Report, shard_counts: &[usize], config_interval: Option<Duration>) {
     let throughput = |report: &Report, name: &str| {
         report.series_named(name).map(|series| series.throughput_per_s)
     };
@@ -693,6 +881,17 @@ fn push_ratios(report: &mut Report, shard_counts: &[usize]) {
             let many = throughput(report, &series_name(job, shards, ExchangeKind::Rtrb));
             if let (Some(one), Some(many), true) = (one, many, shards > 1) {
                 report.push_ratio(format!("{}/shards={shards}/shards=1", job.name()), many / one);
+            }
+            if let Some(interval) = config_interval {
+                let name = checkpointed_series_name(job, shards, interval);
+                if let (Some(plain), Some(checkpointed)) = (many, throughput(report, &name)) {
+                    let ratio = format!(
+                        "{}/shards={shards}/{}/plain",
+                        job.name(),
+                        checkpoint_suffix(interval)
+                    );
+                    report.push_ratio(ratio, checkpointed / plain);
+                }
             }
             let baseline = throughput(report, &series_name(job, shards, ExchangeKind::Crossbeam));
             if let (Some(many), Some(baseline), true) = (many, baseline, job.is_keyed()) {
@@ -716,15 +915,31 @@ mod tests {
             ..PipelineConfig::new(true)
         };
         let report = run(&config).unwrap();
-        assert_eq!(report.series.len(), 2 * (4 + 3));
+        assert_eq!(report.series.len(), 2 * (4 + 3 + 3));
         for series in &report.series {
             assert!(series.throughput_per_s > 0.0, "{}", series.name);
         }
         assert!(report.ratio_named("tumbling-count/shards=2/shards=1").is_some());
         assert!(report.ratio_named("session-count/shards=2/rtrb/crossbeam").is_some());
+        let ratio = "tumbling-count/shards=2/checkpoint=250ms/plain";
+        assert!(report.ratio_named(ratio).is_some(), "{ratio}");
+        let checkpointed =
+            report.series_named("sliding-count/shards=2/rtrb/checkpoint=250ms").unwrap();
+        assert_eq!(checkpointed.extra["final_checkpoint"], json!(true), "the final one at least");
+        assert!(checkpointed.extra["state_bytes_max"].as_u64().unwrap() > 0);
         let stateless = report.series_named("stateless/shards=1/pipeline").unwrap();
         assert!(stateless.latency_us.is_some(), "the stateless chain has latencies");
         assert!(run(&PipelineConfig { events: 0, ..config }).is_err());
+    }
+
+    #[test]
+    fn unknown_jobs_and_zero_shards_are_refused_by_name() {
+        let error = PipelineJob::from_name("tumbling").unwrap_err().to_string();
+        assert!(error.contains("`tumbling`") && error.contains("tumbling-count"), "{error}");
+        assert_eq!(PipelineJob::from_name("session-count").unwrap(), PipelineJob::SessionCount);
+        let config = PipelineConfig { shard_counts: vec![0], ..PipelineConfig::new(true) };
+        assert!(config.validate().is_err());
+        assert!(PipelineConfig { jobs: vec![], ..PipelineConfig::new(true) }.validate().is_err());
     }
 
     #[test]

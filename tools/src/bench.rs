@@ -63,7 +63,8 @@ pub enum Scenario {
     /// tumbling (1 s), sliding (10 s every 1 s) and session (20 ms gap) counts over 100k
     /// keys, each keyed job over the rtrb mesh and over crossbeam-channel; flat-out
     /// throughput, then a paced run for latency (window result or record at the sink minus
-    /// its due time), peak RSS and shard metrics.
+    /// its due time), peak RSS and shard metrics; each keyed job again with checkpoints
+    /// (every 1 s: throughput against the plain run, alignment, snapshot time, state bytes).
     Pipeline(PipelineArgs),
     /// SIGKILL of a running checkpointed job (`job run --job running-count`, keyed state of
     /// 10k, 1M and 10M keys) to the first output of its restarted process, taken apart
@@ -127,9 +128,27 @@ pub struct PipelineArgs {
     /// Records a shard pulls from its source at once [default: 1024].
     #[arg(long)]
     batch: Option<usize>,
+    /// Jobs to run, comma-separated: stateless, tumbling-count, sliding-count,
+    /// session-count [default: all four].
+    #[arg(long, value_delimiter = ',', value_parser = parse_pipeline_job)]
+    jobs: Vec<pipeline::PipelineJob>,
+    /// Shard counts to run each job at, comma-separated [default: 1 and every core].
+    #[arg(long, value_delimiter = ',')]
+    shards: Vec<usize>,
+    /// Skip the crossbeam-channel baseline runs of the keyed jobs.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Checkpoint interval of each keyed job's checkpointed run, e.g. `1s`; `0s` skips them
+    /// [default: 1s; 250ms in the suite and quick].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    checkpoint_interval: Option<Duration>,
     /// The default suite's run (fewer events, shorter latency runs).
     #[arg(skip)]
     suite: bool,
+}
+
+fn parse_pipeline_job(name: &str) -> Result<pipeline::PipelineJob, String> {
+    pipeline::PipelineJob::from_name(name).map_err(|error| error.to_string())
 }
 
 impl PipelineArgs {
@@ -141,7 +160,18 @@ impl PipelineArgs {
             ring_slots: self.ring_slots.unwrap_or(defaults.ring_slots),
             batch_records: self.batch.unwrap_or(defaults.batch_records),
             latency_run: self.latency_run.unwrap_or(defaults.latency_run),
-            ..defaults
+            jobs: if self.jobs.is_empty() { defaults.jobs } else { self.jobs.clone() },
+            shard_counts: if self.shards.is_empty() {
+                defaults.shard_counts
+            } else {
+                self.shards.clone()
+            },
+            baseline: !self.no_baseline,
+            checkpoint_interval: match self.checkpoint_interval {
+                Some(interval) if interval.is_zero() => None,
+                Some(interval) => Some(interval),
+                None => defaults.checkpoint_interval,
+            },
         }
     }
 }
