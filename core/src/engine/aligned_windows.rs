@@ -46,9 +46,22 @@ pub struct AlignedWindows<K, T, F: WindowFunction<K, T>> {
     scratch: StateMap<K, F::State>,
     /// Starts of the windows one watermark fires (reused).
     due: Vec<u64>,
+    /// The pane the last record went to, so that the next record of the same pane (most
+    /// are) skips the division and the scan that find a pane.
+    hot: HotPane,
     watermark: u64,
     counters: OperatorCounters,
     record: PhantomData<fn(&T)>,
+}
+
+/// An open pane's position and its first window's end; `end == 0` (no timestamp lies
+/// below it) when unset. Reset whenever `panes` changes shape.
+#[derive(Debug, Clone, Copy, Default)]
+struct HotPane {
+    start: u64,
+    end: u64,
+    index: usize,
+    earliest_end: u64,
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -78,6 +91,7 @@ where
             spare: Vec::new(),
             scratch: StateMap::default(),
             due: Vec::new(),
+            hot: HotPane::default(),
             watermark: 0,
             counters: OperatorCounters::default(),
             record: PhantomData,
@@ -113,6 +127,7 @@ where
                 let index = found.map_or(0, |index| index + 1);
                 let map = self.spare.pop().unwrap_or_default();
                 self.panes.insert(index, (start, map));
+                self.hot = HotPane::default();
                 index
             }
         }
@@ -203,6 +218,9 @@ where
             last_window.saturating_add(self.size).saturating_add(self.lateness) <= watermark
         });
         let expired = expired.count();
+        if expired > 0 {
+            self.hot = HotPane::default();
+        }
         for (_, mut map) in self.panes.drain(..expired) {
             map.clear();
             self.spare.push(map);
@@ -216,6 +234,9 @@ where
         let fired =
             self.panes.iter().take_while(|(start, _)| start.saturating_add(size) <= watermark);
         let fired = fired.count();
+        if fired > 0 {
+            self.hot = HotPane::default();
+        }
         let Self { panes, spare, function, counters, .. } = self;
         for (start, mut map) in panes.drain(..fired) {
             let window = Window { start, end: start.saturating_add(size) };
@@ -244,20 +265,33 @@ where
         record: &T,
         emit: &mut E,
     ) -> bool {
-        let pane_start = timestamp - timestamp % self.pane;
-        let earliest_end = if self.slide == self.size {
-            pane_start.saturating_add(self.size)
+        let hot = self.hot;
+        let (pane_start, earliest_end) = if hot.start <= timestamp && timestamp < hot.end {
+            (hot.start, hot.earliest_end)
         } else {
-            match self.windows_of(timestamp) {
-                Some((first, _)) => first.saturating_add(self.size),
-                None => return true, // in no window: nothing to fold, nothing late
-            }
+            let pane_start = timestamp - timestamp % self.pane;
+            let earliest_end = if self.slide == self.size {
+                pane_start.saturating_add(self.size)
+            } else {
+                match self.windows_of(timestamp) {
+                    Some((first, _)) => first.saturating_add(self.size),
+                    None => return true, // in no window: nothing to fold, nothing late
+                }
+            };
+            (pane_start, earliest_end)
         };
         if earliest_end.saturating_add(self.lateness) <= self.watermark {
             self.counters.late_records += 1;
             return false;
         }
-        let index = self.pane_index(pane_start);
+        let index = if hot.start <= timestamp && timestamp < hot.end {
+            hot.index
+        } else {
+            let index = self.pane_index(pane_start);
+            let end = pane_start.saturating_add(self.pane);
+            self.hot = HotPane { start: pane_start, end, index, earliest_end };
+            index
+        };
         let function = &self.function;
         let state = self.panes[index].1.entry(key).or_insert_with(|| function.create());
         function.add(state, record);

@@ -595,19 +595,19 @@ where
     /// Runs the pulled batch through the chain and stages each output for the shard owning
     /// its key group (in a one-shard job: `own_staged`).
     fn route_pulled(&mut self) {
-        let (own, own_direct) = (self.parts.index, self.own_direct);
+        let own_direct = self.own_direct;
         let KeyedShardParts { chain, key_fn, key_groups, outboxes, names, .. } = &mut self.parts;
         let (max_timestamp, own_staged) = (&mut self.max_timestamp, &mut self.own_staged);
         for stamped in self.pulled.iter() {
             *max_timestamp = (*max_timestamp).max(stamped.timestamp);
             chain.run(stamped.timestamp, stamped.record, &mut |timestamp, record| {
-                let key = guarded(names.key_by, || key_fn(&record));
-                let target = key_groups.shard_of(&key);
                 let item = Item::Record(Stamped { timestamp, record });
-                if own_direct && target == own {
+                if own_direct {
+                    // One shard owns every key group: no key to hash here.
                     own_staged.push(item);
                 } else {
-                    outboxes[target].stage(item);
+                    let key = guarded(names.key_by, || key_fn(&record));
+                    outboxes[key_groups.shard_of(&key)].stage(item);
                 }
             });
         }
