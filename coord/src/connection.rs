@@ -68,8 +68,12 @@ pub struct Connection {
     pub close_after_flush: bool,
     pub stats: ConnectionStats,
     pub established: Instant,
+    /// Read buffer: `input[input_start..input_end]` is read and not yet consumed; the whole
+    /// vector stays initialised, so a read does not zero its chunk again (64 KiB per read
+    /// was 2-3% of a server's CPU at one request in flight per session).
     input: Vec<u8>,
     input_start: usize,
+    input_end: usize,
     output: Vec<u8>,
     output_start: usize,
 }
@@ -98,6 +102,7 @@ impl Connection {
             established: now,
             input: Vec::new(),
             input_start: 0,
+            input_end: 0,
             output: Vec::new(),
             output_start: 0,
         }
@@ -115,35 +120,39 @@ impl Connection {
     /// Bytes read but not yet consumed.
     #[must_use]
     pub fn input(&self) -> &[u8] {
-        &self.input[self.input_start..]
+        &self.input[self.input_start..self.input_end]
     }
 
     /// Drops `bytes` consumed bytes from the front of the input.
     pub fn consume(&mut self, bytes: usize) {
         self.input_start += bytes;
-        assert!(self.input_start <= self.input.len(), "consumed more than was read");
-        if self.input_start == self.input.len() {
-            self.input.clear();
+        assert!(self.input_start <= self.input_end, "consumed more than was read");
+        if self.input_start == self.input_end {
             self.input_start = 0;
+            self.input_end = 0;
         }
     }
 
     /// One read of up to a chunk from the socket.
     pub fn read_chunk(&mut self) -> ReadOutcome {
         if self.input_start > 0 {
-            self.input.drain(..self.input_start);
+            self.input.copy_within(self.input_start..self.input_end, 0);
+            self.input_end -= self.input_start;
             self.input_start = 0;
         }
-        let filled = self.input.len();
-        self.input.resize(filled + CONNECTION_READ_CHUNK_BYTES, 0);
-        let outcome = match self.socket.read(&mut self.input[filled..]) {
+        let filled = self.input_end;
+        if self.input.len() < filled + CONNECTION_READ_CHUNK_BYTES {
+            self.input.resize(filled + CONNECTION_READ_CHUNK_BYTES, 0);
+        }
+        let chunk = filled..filled + CONNECTION_READ_CHUNK_BYTES;
+        let outcome = match self.socket.read(&mut self.input[chunk]) {
             Ok(0) => (0, ReadOutcome::Closed),
             Ok(bytes) => (bytes, ReadOutcome::Data),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => (0, ReadOutcome::WouldBlock),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => (0, ReadOutcome::Data),
             Err(_) => (0, ReadOutcome::Closed),
         };
-        self.input.truncate(filled + outcome.0);
+        self.input_end = filled + outcome.0;
         outcome.1
     }
 
