@@ -63,14 +63,6 @@ fn allocations_of_job<W: WindowSpec>(events: u64, windows: W) -> u64 {
             .run()
             .expect("job runs");
     assert_eq!(output.records_pulled(), events);
-    eprintln!(
-        "LAG {events} {:?}",
-        output
-            .shards
-            .iter()
-            .map(|s| (s.watermark_lag_max_ms, s.records_pulled, s.ring_occupancy_max))
-            .collect::<Vec<_>>()
-    );
     ALLOCATIONS.load(Ordering::Relaxed) - before
 }
 
@@ -80,13 +72,6 @@ fn allocations_do_not_grow_with_records_or_windows() {
     let small = allocations_of_job(200_000, Tumbling::of(1000));
     let large = allocations_of_job(2_000_000, Tumbling::of(1000));
     assert!(large <= small + 32, "tumbling: {small} allocations for 200k events, {large} for 2M");
-    for events in [200_000, 400_000, 800_000, 1_600_000, 3_200_000] {
-        eprintln!(
-            "XX {events} {} {}",
-            allocations_of_job(events, Sliding::of(1000, 250)),
-            allocations_of_job(events, Sliding::of(1000, 1000))
-        );
-    }
     let small = allocations_of_job(200_000, Sliding::of(1000, 250));
     let large = allocations_of_job(2_000_000, Sliding::of(1000, 250));
     assert!(large <= small + 32, "sliding: {small} allocations for 200k events, {large} for 2M");
