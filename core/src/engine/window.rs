@@ -124,27 +124,35 @@ impl Tumbling {
     }
 }
 
-impl WindowSpec for Tumbling {
-    type Operator<K, T, F>
-        = AlignedWindows<K, T, F>
-    where
-        K: Copy + Eq + Hash + Send + 'static,
-        T: Send + 'static,
-        F: WindowFunction<K, T>;
+/// `WindowSpec` for a spec of aligned windows (fields `size`, `domain`), sliding by `$slide`.
+macro_rules! aligned_window_spec {
+    ($spec:ty, |$this:ident| $slide:expr) => {
+        impl WindowSpec for $spec {
+            type Operator<K, T, F>
+                = AlignedWindows<K, T, F>
+            where
+                K: Copy + Eq + Hash + Send + 'static,
+                T: Send + 'static,
+                F: WindowFunction<K, T>;
 
-    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> AlignedWindows<K, T, F>
-    where
-        K: Copy + Eq + Hash + Send + 'static,
-        T: Send + 'static,
-        F: WindowFunction<K, T>,
-    {
-        AlignedWindows::new(self.size, self.size, allowed_lateness, self.domain, function)
-    }
+            fn operator<K, T, F>(&self, function: F, lateness: u64) -> AlignedWindows<K, T, F>
+            where
+                K: Copy + Eq + Hash + Send + 'static,
+                T: Send + 'static,
+                F: WindowFunction<K, T>,
+            {
+                let $this = self;
+                AlignedWindows::new($this.size, $slide, lateness, $this.domain, function)
+            }
 
-    fn time_domain(&self) -> TimeDomain {
-        self.domain
-    }
+            fn time_domain(&self) -> TimeDomain {
+                self.domain
+            }
+        }
+    };
 }
+
+aligned_window_spec!(Tumbling, |spec| spec.size);
 
 /// Windows of `size` ms starting every `slide` ms: `[k·slide, k·slide + size)`, `k ≥ 0`.
 ///
@@ -184,27 +192,7 @@ impl Sliding {
     }
 }
 
-impl WindowSpec for Sliding {
-    type Operator<K, T, F>
-        = AlignedWindows<K, T, F>
-    where
-        K: Copy + Eq + Hash + Send + 'static,
-        T: Send + 'static,
-        F: WindowFunction<K, T>;
-
-    fn operator<K, T, F>(&self, function: F, allowed_lateness: u64) -> AlignedWindows<K, T, F>
-    where
-        K: Copy + Eq + Hash + Send + 'static,
-        T: Send + 'static,
-        F: WindowFunction<K, T>,
-    {
-        AlignedWindows::new(self.size, self.slide, allowed_lateness, self.domain, function)
-    }
-
-    fn time_domain(&self) -> TimeDomain {
-        self.domain
-    }
-}
+aligned_window_spec!(Sliding, |spec| spec.slide);
 
 /// Session windows: a key's records less than `gap` ms apart share a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
