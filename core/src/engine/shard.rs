@@ -235,6 +235,8 @@ struct Alignment<T, Op> {
     injected: u64,
     /// When the first barrier of the epoch being aligned arrived.
     first_barrier: Option<Instant>,
+    /// Bytes of each key group's buffer in the last snapshot.
+    group_bytes: Vec<usize>,
 }
 
 /// A shard of a keyed job: source → chain → exchange → keyed operator → sink.
@@ -287,6 +289,7 @@ where
             pending: VecDeque::new(),
             injected: 0,
             first_barrier: None,
+            group_bytes: Vec::new(),
         });
         KeyedShard {
             alignment,
@@ -693,16 +696,22 @@ where
         alignment_time: Duration,
     ) -> Result<(), Error> {
         let started = Instant::now();
-        let alignment = self.alignment.as_ref().expect("a checkpointed shard");
+        let alignment = self.alignment.as_mut().expect("a checkpointed shard");
         let mut writer = alignment.checkpointing.writer();
+        // Sized as the last snapshot was: state changes slowly, and growing a buffer
+        // copies it and touches fresh pages while the shard's loop stands still.
+        writer.reserve(&alignment.group_bytes);
         let names = self.parts.names;
         guarded(names.operator, || (alignment.snapshot)(&self.parts.operator, &mut writer));
         let sink = guarded(names.sink, || self.parts.sink.prepare_commit())?;
+        let groups = writer.into_groups();
+        alignment.group_bytes.clear();
+        alignment.group_bytes.extend(groups.iter().map(|(_, bytes)| bytes.len()));
         let task = SnapshotTask {
             epoch,
             shard: self.parts.index,
             watermark,
-            groups: writer.into_groups(),
+            groups,
             source_offsets,
             sink,
             alignment: alignment_time,

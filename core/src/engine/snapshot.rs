@@ -50,6 +50,14 @@ impl KeyGroupWriter {
         KeyGroupWriter { key_groups: scope.key_groups(), range, buffers }
     }
 
+    /// Reserves room for `bytes[i]` bytes (and an eighth more) in the buffer of the shard's
+    /// `i`-th key group; extra entries are ignored.
+    pub fn reserve(&mut self, bytes: &[usize]) {
+        for (buffer, &bytes) in self.buffers.iter_mut().zip(bytes) {
+            buffer.reserve(bytes + bytes / 8);
+        }
+    }
+
     /// The key groups written.
     pub fn range(&self) -> Range<usize> {
         self.range.clone()
