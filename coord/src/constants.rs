@@ -99,6 +99,14 @@ pub const TXNS_IN_FLIGHT_MAX: usize = 16_384;
 /// Txn batches queued for the sync thread (each batch is the txns of one event-loop pass).
 pub const SYNC_QUEUE_BATCHES_MAX: usize = 1_024;
 
+/// Bytes the server's encode scratch buffer (txn records, forwarded requests) starts with:
+/// a typical write (a path and a value of a few hundred bytes) encodes without growing it.
+pub const ENCODE_SCRATCH_BYTES_INITIAL: usize = 4 << 10;
+
+/// Bytes the encode scratch buffer may keep between writes: one large write (up to
+/// `jute.maxbuffer`) grows it, and the next write gives the memory back.
+pub const ENCODE_SCRATCH_BYTES_RETAINED_MAX: usize = 64 << 10;
+
 /// Most txns the sync thread writes with one append (one fdatasync).
 pub const SYNC_BATCH_TXNS_MAX: usize = 4_096;
 
@@ -114,6 +122,7 @@ pub const TXN_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 
 const _: () = assert!(CONNECTION_OUTPUT_BYTES_HIGH < CONNECTION_OUTPUT_BYTES_MAX);
 const _: () = assert!(SYNC_BATCH_TXNS_MAX <= TXNS_IN_FLIGHT_MAX);
+const _: () = assert!(ENCODE_SCRATCH_BYTES_INITIAL <= ENCODE_SCRATCH_BYTES_RETAINED_MAX);
 const _: () = assert!(SESSION_TIMEOUT_TICKS_MIN < SESSION_TIMEOUT_TICKS_MAX);
 const _: () = assert!(TTL_MS_MAX & EPHEMERAL_EXTENDED_MASK == 0);
 

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use zabflow_net::jute::{Id, Reader, Record, Request, RequestHeader, Response, Writer};
 
@@ -38,6 +39,9 @@ pub(crate) struct Ensemble {
     pub zab: Zab,
     transport: PeerTransport,
     pub out: Vec<Action>,
+    /// The action list being executed while `out` collects the next one: the two swap, so a
+    /// pass allocates no action list.
+    executing: Vec<Action>,
     /// Writes forwarded to the leader, by (session, cxid), waiting for their txn.
     pub origins: HashMap<(SessionId, i32), Origin>,
     /// `sync`s waiting for [`Action::SyncDone`]: id → (connection, xid, path).
@@ -102,19 +106,19 @@ fn write_durably(dir: &Path, name: &str, text: &str) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync dir of", e))
 }
 
-/// A follower's forwarded write: session, cxid, auth ids, then the request (header + body).
+/// A follower's forwarded write: session, cxid, auth ids, then the request (header + body),
+/// appended to `writer`.
 pub(crate) fn encode_forward(
+    writer: &mut Writer,
     session_id: SessionId,
     cxid: i32,
     auth_ids: &[Id],
     request: &Request,
-) -> Vec<u8> {
-    let mut writer = Writer::new();
+) {
     writer.write_long(session_id);
     writer.write_vector(auth_ids, |writer, id| id.write(writer));
-    RequestHeader { xid: cxid, op: request.op_code().code() }.write(&mut writer);
-    request.write_body(&mut writer);
-    writer.into_vec()
+    RequestHeader { xid: cxid, op: request.op_code().code() }.write(writer);
+    request.write_body(writer);
 }
 
 /// The inverse of [`encode_forward`].
@@ -168,6 +172,7 @@ impl Ensemble {
             zab,
             transport,
             out,
+            executing: Vec::new(),
             origins: HashMap::new(),
             syncs: HashMap::new(),
             next_sync_id: 0,
@@ -223,13 +228,17 @@ impl crate::server::Server {
     /// Executes the machine's actions until it has none left.
     pub(crate) fn run_zab(&mut self) -> Result<()> {
         loop {
-            let actions = std::mem::take(&mut self.ensemble_mut().out);
+            let ensemble = self.ensemble_mut();
+            let mut actions = std::mem::take(&mut ensemble.executing);
+            std::mem::swap(&mut actions, &mut ensemble.out);
             if actions.is_empty() {
+                ensemble.executing = actions;
                 return Ok(());
             }
-            for action in actions {
+            for action in actions.drain(..) {
                 self.execute(action)?;
             }
+            self.ensemble_mut().executing = actions;
         }
     }
 
@@ -258,7 +267,7 @@ impl crate::server::Server {
             }
             Action::Append { entries } => {
                 let last_zxid = entries.last().map_or(0, |entry| entry.zxid);
-                let records = entries.iter().map(|entry| entry.data.to_vec()).collect();
+                let records = entries.iter().map(|entry| Arc::clone(&entry.data)).collect();
                 self.sync_submit(crate::sync_processor::SyncBatch { records, last_zxid });
             }
             Action::Truncate { after } => {

@@ -28,20 +28,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use zabflow_net::jute::{FrameDecoder, OpCode, Request};
+use zabflow_net::jute::{FrameDecoder, OpCode, Request, Writer};
 
 use crate::zab::Message;
 
 use crate::config::ServerConfig;
 use crate::connection::Connection;
-use crate::constants::{CONNECTIONS_MAX, POLL_TIMEOUT_MS_MAX, TXNS_IN_FLIGHT_MAX};
+use crate::constants::{
+    CONNECTIONS_MAX, ENCODE_SCRATCH_BYTES_INITIAL, ENCODE_SCRATCH_BYTES_RETAINED_MAX,
+    POLL_TIMEOUT_MS_MAX, TXNS_IN_FLIGHT_MAX,
+};
 use crate::data_tree::DataTree;
 use crate::error::{Error, Result};
 use crate::prep::{Prep, PrepConfig, RequestContext};
 use crate::session_tracker::SessionTracker;
 use crate::snapshot;
 use crate::sync_processor::{SyncBatch, SyncProcessor, Synced};
-use crate::txn::{Txn, TxnHeader};
+use crate::txn::{write_entry, Txn, TxnHeader};
 use crate::txn_log::{encode, TxnLog};
 use crate::watch_manager::SessionId;
 
@@ -116,6 +119,10 @@ pub struct Server {
     pub(crate) next_zxid: i64,
     pub(crate) in_flight: VecDeque<InFlight>,
     batch: SyncBatch,
+    /// Where txn records and forwarded requests are encoded before they are copied once
+    /// into a buffer of their exact size (a fresh writer grows through several reallocations
+    /// per record; `malloc`/`realloc` were 6-9% of a 3-node server's samples).
+    pub(crate) scratch: EncodeScratch,
     sync: SyncProcessor,
     synced: Receiver<Synced>,
     synced_sender: Sender<Synced>,
@@ -133,6 +140,37 @@ pub struct Server {
     snapshot_writer: Option<JoinHandle<Result<std::path::PathBuf>>>,
     next_reap_ms: i64,
     next_purge_ms: i64,
+}
+
+/// A reusable jute writer for records that leave the event loop as buffers of their own.
+pub(crate) struct EncodeScratch {
+    writer: Writer,
+}
+
+impl EncodeScratch {
+    fn new() -> Self {
+        EncodeScratch { writer: Writer::with_capacity(ENCODE_SCRATCH_BYTES_INITIAL) }
+    }
+
+    /// Encodes with `write` and returns the bytes in a `Vec` of their exact size.
+    pub(crate) fn encode(&mut self, write: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        self.run(write, <[u8]>::to_vec)
+    }
+
+    /// Encodes with `write` and returns the bytes in a shared buffer of their exact size.
+    pub(crate) fn encode_shared(&mut self, write: impl FnOnce(&mut Writer)) -> Arc<[u8]> {
+        self.run(write, |bytes| Arc::from(bytes))
+    }
+
+    fn run<T>(&mut self, write: impl FnOnce(&mut Writer), copy: impl FnOnce(&[u8]) -> T) -> T {
+        self.writer.clear();
+        write(&mut self.writer);
+        let bytes = copy(self.writer.as_bytes());
+        if self.writer.capacity() > ENCODE_SCRATCH_BYTES_RETAINED_MAX {
+            self.writer = Writer::with_capacity(ENCODE_SCRATCH_BYTES_INITIAL);
+        }
+        bytes
+    }
 }
 
 /// Prints one event line on stderr.
@@ -265,6 +303,7 @@ impl Server {
             sessions,
             in_flight: VecDeque::new(),
             batch: SyncBatch::default(),
+            scratch: EncodeScratch::new(),
             sync,
             synced,
             synced_sender,
@@ -503,7 +542,9 @@ impl Server {
             .clone();
         if let Some(ensemble) = &mut self.ensemble {
             if matches!(ensemble.zab.role(), crate::zab::Role::Following { .. }) {
-                let payload = crate::ensemble::encode_forward(session_id, cxid, &auth_ids, request);
+                let payload = self.scratch.encode(|writer| {
+                    crate::ensemble::encode_forward(writer, session_id, cxid, &auth_ids, request);
+                });
                 if ensemble.zab.send_to_leader(Message::Request { payload }, &mut ensemble.out) {
                     ensemble.origins.insert((session_id, cxid), origin);
                 }
@@ -542,7 +583,8 @@ impl Server {
             auth_ids,
         };
         let (header, txn) = self.prep.prepare(&self.tree, &context, request).expect("a write");
-        let record = encode(&header, &txn);
+        let record: Arc<[u8]> =
+            self.scratch.encode_shared(|writer| write_entry(&header, &txn, writer));
         match &mut self.ensemble {
             None => {
                 self.next_zxid += 1;
@@ -550,7 +592,7 @@ impl Server {
                 self.batch.last_zxid = header.zxid;
             }
             Some(ensemble) => {
-                let entry = crate::zab::Entry { zxid, data: record.into() };
+                let entry = crate::zab::Entry { zxid, data: record };
                 assert!(ensemble.zab.propose(entry), "next_zxid said this server leads");
             }
         }

@@ -28,7 +28,8 @@ use crate::txn_log::TxnLog;
 /// The encoded txns of one event-loop pass, in zxid order.
 #[derive(Debug, Default)]
 pub struct SyncBatch {
-    pub records: Vec<Vec<u8>>,
+    /// Shared with the proposals that carry them: handing a txn to the log copies no bytes.
+    pub records: Vec<Arc<[u8]>>,
     pub last_zxid: i64,
 }
 
@@ -250,7 +251,7 @@ fn commit(log: &mut TxnLog, group: &mut Vec<SyncBatch>, synced: &Sender<Synced>)
         return Ok(());
     };
     let records: Vec<&[u8]> =
-        group.iter().flat_map(|b| b.records.iter().map(Vec::as_slice)).collect();
+        group.iter().flat_map(|b| b.records.iter().map(|record| &record[..])).collect();
     let range = log.append(&records, last_zxid)?;
     group.clear();
     let _ = synced.send(Synced::Durable { last_zxid, offset_end: range.end });
@@ -264,11 +265,11 @@ mod tests {
     use crate::txn_log::encode;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn record(zxid: i64) -> Vec<u8> {
+    fn record(zxid: i64) -> Arc<[u8]> {
         let txn = Txn::Create(CreateTxn { path: format!("/n{zxid}"), ..CreateTxn::default() });
         let header =
             TxnHeader { client_id: 1, cxid: 1, zxid, time_ms: 0, txn_type: txn.op_code().code() };
-        encode(&header, &txn)
+        encode(&header, &txn).into()
     }
 
     #[test]

@@ -25,6 +25,13 @@ impl Writer {
         Writer::default()
     }
 
+    /// An empty writer that holds `bytes` before it grows: one allocation for a record whose
+    /// size is known up front (or bounded by a typical size).
+    #[must_use]
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer { buffer: Vec::with_capacity(bytes) }
+    }
+
     /// A writer that reuses `buffer`'s allocation, appending after its contents.
     #[must_use]
     pub fn from_vec(buffer: Vec<u8>) -> Self {
@@ -34,6 +41,12 @@ impl Writer {
     /// Forgets the bytes written, keeping the allocation.
     pub fn clear(&mut self) {
         self.buffer.clear();
+    }
+
+    /// Bytes the writer holds before it must grow.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.buffer.capacity()
     }
 
     /// The bytes written so far.
@@ -150,6 +163,16 @@ mod tests {
             0, 0, 0, 2, b'a', b'b',
         ];
         assert_eq!(writer.as_bytes(), expected);
+    }
+
+    #[test]
+    fn a_writer_with_capacity_fills_it_without_growing() {
+        let mut writer = Writer::with_capacity(16);
+        let start = writer.as_bytes().as_ptr();
+        writer.write_long(1);
+        writer.write_long(2);
+        assert_eq!(writer.as_bytes().as_ptr(), start, "16 bytes fit without a reallocation");
+        assert_eq!(writer.into_vec().capacity(), 16);
     }
 
     #[test]
