@@ -30,27 +30,66 @@ const SEED: u64 = 0x5eed_0007;
 /// 20 ms checkpoints never runs out of job.
 const KEYED_RECORDS: u64 = 600_000;
 
-/// The reference output of `job` on `input`: an uninterrupted run on 2 shards.
-fn reference(job: &'static str, input: &Path, root: &Path, coord: &str) -> Vec<String> {
+/// The reference output of `job` on `input`: an uninterrupted run on 2 shards, in cluster
+/// `<prefix>-reference` (tests sharing one real ZooKeeper must not share a cluster).
+fn reference(job: &'static str, input: &Path, root: &Path, coord: &Coordination) -> Vec<String> {
     let output = root.join(format!("reference-{job}"));
-    let spec = JobSpec::new(job, input, &output, coord, &format!("reference-{job}"));
+    let cluster = coord.cluster("reference");
+    let mut spec = JobSpec::new(job, input, &output, &coord.hosts, &cluster);
+    spec.session_timeout = coord.session_timeout;
     spec.run_to_end(&root.join(format!("reference-{job}.log")));
     let lines = committed(&output);
     assert!(lines.len() > 100, "the reference run committed only {} records", lines.len());
     lines
 }
 
+/// The coordination service a test's jobs use: a `zabflow node` of its own, or the shared
+/// real ZooKeeper (with a cluster prefix unique to the test and process).
+struct Coordination {
+    hosts: String,
+    prefix: String,
+    /// What the service grants: zabflow's test node allows 800 ms, ZooKeeper's tickTime=2000
+    /// at least 4 s.
+    session_timeout: &'static str,
+    _node: Option<coord::Node>,
+}
+
+impl Coordination {
+    fn zabflow(root: &Path, test: &str) -> Coordination {
+        let node = coord::Node::start(&root.join("node"), "");
+        let hosts = format!("127.0.0.1:{}", node.port);
+        Coordination { hosts, prefix: test.to_owned(), session_timeout: "800ms", _node: Some(node) }
+    }
+
+    fn zookeeper(test: &str) -> Coordination {
+        let hosts = zabflow_tests::real_zookeeper::shared_standalone()
+            .unwrap_or_else(|error| panic!("real ZooKeeper is required: {error}"));
+        let prefix = format!("{test}-{}", std::process::id());
+        Coordination { hosts, prefix, session_timeout: "4s", _node: None }
+    }
+
+    fn cluster(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// A spec of `job` in cluster `name` of this service.
+    fn spec(&self, job: &'static str, input: &Path, output: &Path, name: &str) -> JobSpec {
+        let mut spec = JobSpec::new(job, input, output, &self.hosts, &self.cluster(name));
+        spec.session_timeout = self.session_timeout;
+        spec
+    }
+}
+
 #[test]
 fn windowed_count_survives_sigkills_at_every_checkpoint_step() {
     let root = tempfile::tempdir().unwrap();
-    let node = coord::Node::start(&root.path().join("node"), "");
-    let coord = format!("127.0.0.1:{}", node.port);
+    let coord = Coordination::zabflow(root.path(), "steps");
     let input = root.path().join("input");
     generate(&input, "keyed", KEYED_RECORDS, 2, 500);
     let expected = reference("windowed-count", &input, root.path(), &coord);
 
     let output = root.path().join("crashed");
-    let mut spec = JobSpec::new("windowed-count", &input, &output, &coord, "crashes");
+    let mut spec = coord.spec("windowed-count", &input, &output, "crashes");
     spec.rate = 100_000;
     let log = root.path().join("crashes.log");
     let started = Instant::now();
@@ -69,15 +108,19 @@ fn windowed_count_survives_sigkills_at_every_checkpoint_step() {
 fn log_analysis_survives_sigkills_and_the_coordination_leader_dying() {
     let root = tempfile::tempdir().unwrap();
     let mut ensemble = coord::Ensemble::start(&root.path().join("ensemble"), 3, "");
-    let coord = ensemble.hosts();
+    // Long enough for the job's session to move to another server when its own dies.
+    let coord = Coordination {
+        hosts: ensemble.hosts(),
+        prefix: "ensemble".into(),
+        session_timeout: "4s",
+        _node: None,
+    };
     let input = root.path().join("input");
     generate(&input, "access", 200_000, 2, 300);
     let expected = reference("log-analysis", &input, root.path(), &coord);
 
     let output = root.path().join("crashed");
-    let mut spec = JobSpec::new("log-analysis", &input, &output, &coord, "crashes");
-    // Long enough for the job's session to move to another server when its own dies.
-    spec.session_timeout = "4s";
+    let mut spec = coord.spec("log-analysis", &input, &output, "crashes");
     spec.rate = 50_000;
     spec.worker_id = Some("crashing");
     let log = root.path().join("crashes.log");
@@ -129,20 +172,15 @@ fn windowed_count_survives_sigkills_against_real_zookeeper() {
     assert_same_output(&expected, &committed(&output), "windowed-count on ZooKeeper");
 }
 
-#[test]
-fn a_standby_takes_over_from_a_killed_active_process() {
-    let root = tempfile::tempdir().unwrap();
-    let node = coord::Node::start(&root.path().join("node"), "");
-    let coord = format!("127.0.0.1:{}", node.port);
-    let input = root.path().join("input");
+fn a_standby_takes_over_from_a_killed_active_process(root: &Path, coord: &Coordination) {
+    let input = root.join("input");
     generate(&input, "keyed", KEYED_RECORDS / 2, 2, 500);
-    let expected = reference("windowed-count", &input, root.path(), &coord);
+    let expected = reference("windowed-count", &input, root, coord);
 
-    let output = root.path().join("failover");
-    let mut spec = JobSpec::new("windowed-count", &input, &output, &coord, "failover");
+    let output = root.join("failover");
+    let mut spec = coord.spec("windowed-count", &input, &output, "failover");
     spec.rate = 50_000;
-    let (active_log, standby_log) =
-        (root.path().join("active.log"), root.path().join("standby.log"));
+    let (active_log, standby_log) = (root.join("active.log"), root.join("standby.log"));
     let mut active = spec.spawn(None, &active_log);
     assert!(wait_for_lines(&active_log, "leads cluster", 1, Duration::from_secs(20)));
     let mut standby = spec.spawn(None, &standby_log);
@@ -164,20 +202,16 @@ fn a_standby_takes_over_from_a_killed_active_process() {
     assert_same_output(&expected, &committed(&output), "after failover");
 }
 
-#[test]
-fn a_checkpoint_of_two_shards_restores_on_one_and_on_three() {
-    let root = tempfile::tempdir().unwrap();
-    let node = coord::Node::start(&root.path().join("node"), "");
-    let coord = format!("127.0.0.1:{}", node.port);
-    let input = root.path().join("input");
+fn a_checkpoint_of_two_shards_restores_on_one_and_on_three(root: &Path, coord: &Coordination) {
+    let input = root.join("input");
     generate(&input, "access", 100_000, 2, 300);
-    let expected = reference("log-analysis", &input, root.path(), &coord);
+    let expected = reference("log-analysis", &input, root, coord);
     for shards in [1, 3] {
-        let output = root.path().join(format!("rescaled-{shards}"));
-        let cluster = format!("rescale-{shards}");
-        let mut spec = JobSpec::new("log-analysis", &input, &output, &coord, &cluster);
+        let output = root.join(format!("rescaled-{shards}"));
+        let mut spec = coord.spec("log-analysis", &input, &output, &format!("rescale-{shards}"));
         spec.rate = 50_000;
-        let log = root.path().join(format!("rescale-{shards}.log"));
+        spec.worker_id = Some("rescaled");
+        let log = root.join(format!("rescale-{shards}.log"));
         let status = spec.spawn(Some("after-record@3"), &log).wait().unwrap();
         assert!(job_harness::killed(status), "{}", read(&log));
         spec.shards = shards;
@@ -189,23 +223,22 @@ fn a_checkpoint_of_two_shards_restores_on_one_and_on_three() {
     }
 }
 
-#[test]
-fn a_corrupt_state_file_falls_back_to_the_previous_checkpoint() {
-    let root = tempfile::tempdir().unwrap();
-    let node = coord::Node::start(&root.path().join("node"), "");
-    let coord = format!("127.0.0.1:{}", node.port);
-    let input = root.path().join("input");
+fn a_corrupt_state_file_falls_back_to_the_previous_checkpoint(root: &Path, coord: &Coordination) {
+    let input = root.join("input");
     generate(&input, "keyed", KEYED_RECORDS / 2, 2, 500);
-    let expected = reference("windowed-count", &input, root.path(), &coord);
+    let expected = reference("windowed-count", &input, root, coord);
 
-    let output = root.path().join("corrupt");
-    let mut spec = JobSpec::new("windowed-count", &input, &output, &coord, "corrupt");
+    let output = root.join("corrupt");
+    let mut spec = coord.spec("windowed-count", &input, &output, "corrupt");
     spec.rate = 50_000;
-    let log = root.path().join("corrupt.log");
+    spec.worker_id = Some("corrupted");
+    let log = root.join("corrupt.log");
     let status = spec.spawn(Some("after-prune@3"), &log).wait().unwrap();
     assert!(job_harness::killed(status), "{}", read(&log));
     // Damage one state file of the newest checkpoint: its CRC no longer matches.
-    let coordinator = ZkCoordinator::connect(&coord, "corrupt", Duration::from_secs(4)).unwrap();
+    let coordinator =
+        ZkCoordinator::connect(&coord.hosts, &coord.cluster("corrupt"), Duration::from_secs(4))
+            .unwrap();
     let latest = coordinator.latest_checkpoint("windowed-count").unwrap().unwrap();
     let file = latest.state_files.iter().find(|file| file.bytes > 0).expect("a state file");
     let path = output.join("state").join("windowed-count").join(&file.path);
@@ -224,4 +257,26 @@ fn a_corrupt_state_file_falls_back_to_the_previous_checkpoint() {
     assert!(text.contains(&name), "the error does not name {name}: {text}");
     assert!(text.contains("resumed from checkpoint"), "{text}");
     assert_same_output(&expected, &committed(&output), "after a corrupt state file");
+}
+
+macro_rules! against_both {
+    ($($scenario:ident => $zabflow:ident, $zookeeper:ident;)*) => {$(
+        #[test]
+        fn $zabflow() {
+            let root = tempfile::tempdir().unwrap();
+            $scenario(root.path(), &Coordination::zabflow(root.path(), stringify!($zabflow)));
+        }
+
+        #[test]
+        fn $zookeeper() {
+            let root = tempfile::tempdir().unwrap();
+            $scenario(root.path(), &Coordination::zookeeper(stringify!($zookeeper)));
+        }
+    )*};
+}
+
+against_both! {
+    a_standby_takes_over_from_a_killed_active_process => failover_on_zabflow, failover_on_zookeeper;
+    a_checkpoint_of_two_shards_restores_on_one_and_on_three => rescale_on_zabflow, rescale_on_zookeeper;
+    a_corrupt_state_file_falls_back_to_the_previous_checkpoint => corrupt_state_on_zabflow, corrupt_state_on_zookeeper;
 }
