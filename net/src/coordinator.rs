@@ -757,7 +757,8 @@ fn is_connection_loss(error: &ZkError) -> bool {
 /// Ends the session of `credentials` now, as its owner closing it would: its ephemeral
 /// znodes (worker registration, election candidacy) are deleted in the same transaction.
 /// A restarted process uses it on its dead predecessor's session so it need not wait out the
-/// session timeout. Returns false if that session had already ended.
+/// session timeout. Returns false if that session had already ended (true if a close was
+/// attempted and may have landed before its reply was lost).
 ///
 /// Safe for fencing: the predecessor, if it still runs, finds its session expired, and its
 /// checkpoint records (conditional on its election znode) fail from then on.
@@ -768,12 +769,33 @@ pub fn end_session(
     config: &ClientConfig,
     credentials: SessionCredentials,
 ) -> CoordinatorResult<bool> {
-    match Client::connect(config.clone().with_session(credentials)) {
-        Ok(client) => client.close().map(|()| true).map_err(|error| map_error("close", &error)),
-        Err(ZkError::Code(ErrorCode::SessionExpired)) => Ok(false),
-        Err(error) => Err(map_error("resume", &error)),
+    // A predecessor that still runs reconnects and takes its session back, which closes our
+    // connection before the close lands (ConnectionLoss): try again; once the close has
+    // landed, the predecessor's reconnects fail and so does our next resume.
+    let mut resumed = false;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let error = match Client::connect(config.clone().with_session(credentials.clone())) {
+            Ok(client) => {
+                resumed = true;
+                match client.close() {
+                    Ok(()) => return Ok(true),
+                    Err(error) => error,
+                }
+            }
+            Err(ZkError::Code(ErrorCode::SessionExpired)) => return Ok(resumed),
+            Err(error) => error,
+        };
+        let retryable = is_connection_loss(&error) || matches!(error, ZkError::Closed);
+        if attempts >= END_SESSION_ATTEMPTS_MAX || !retryable {
+            return Err(map_error("end session", &error));
+        }
     }
 }
+
+/// How many times [`end_session`] resumes and closes a session that keeps being taken back.
+const END_SESSION_ATTEMPTS_MAX: u32 = 10;
 
 fn map_error(path: &str, error: &ZkError) -> CoordinatorError {
     match error {
