@@ -210,16 +210,22 @@ fn membership_follows_sessions(server: &Server) {
 
 /// A successor ends its dead predecessor's session at once with the saved credentials: the
 /// worker and the candidacy vanish without waiting for the session timeout, the successor
-/// leads, the predecessor (were it alive) is fenced, and ending it again says it had ended.
+/// leads, the predecessor (cut off like a dead process, then back) finds its session ended
+/// and is fenced, and ending it again says it had ended.
 fn a_successor_ends_its_predecessors_session(server: &Server) {
     let cluster = unique_cluster("takeover");
     let job = "takeover-job";
-    let predecessor = server.coordinator(&cluster);
+    let link = proxy::Proxy::start(server.address());
+    let through_proxy = format!("127.0.0.1:{}", link.port);
+    let predecessor = ZkCoordinator::connect(&through_proxy, &cluster, SESSION_TIMEOUT).unwrap();
     predecessor.register_worker("w1", "old").unwrap();
     predecessor.campaign("old").unwrap();
     predecessor.await_leadership(HANDOVER_TIMEOUT).unwrap();
     let credentials = predecessor.session_credentials();
     assert_eq!(credentials.password.len(), 16, "{credentials:?}");
+    // The predecessor dies: its session lingers on the server (a live client would resume
+    // it again at once, taking it back from the successor).
+    link.cut();
 
     let config = ClientConfig::new(&server.connect_string()).unwrap();
     let started = Instant::now();
@@ -236,8 +242,12 @@ fn a_successor_ends_its_predecessors_session(server: &Server) {
     );
     assert_eq!(successor.leader_address().unwrap().as_deref(), Some("new"));
 
+    link.heal();
+    eventually(SESSION_TIMEOUT * 4, "the predecessor to learn its session ended", || {
+        predecessor.session_state() == SessionState::Expired
+    });
     let fenced = predecessor.record_checkpoint(job, &checkpoint(1));
-    assert!(fenced.is_err(), "the predecessor still recorded: {fenced:?}");
+    assert_eq!(fenced, Err(CoordinatorError::SessionExpired));
     assert!(!end_session(&config, credentials).unwrap(), "an ended session ended again");
 }
 
