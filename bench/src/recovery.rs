@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -283,10 +283,8 @@ impl Node {
     fn start(config: &RecoveryConfig, dir: &Path) -> Result<Node> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| fail(format!("{}: {e}", data.display())))?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| target_error(format!("no free port: {error}")))?
-            .port();
+        let port = zabflow_tests::ports::free_loopback_ports(1)
+            .map_err(|error| target_error(format!("no free port: {error}")))?[0];
         let tick = config.tick_time_ms;
         let zoo_cfg = format!(
             "tickTime={tick}\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\

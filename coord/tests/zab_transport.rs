@@ -10,7 +10,7 @@
 //! transports, turned by their owners, wake the owner's poll for every message.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,16 +25,9 @@ use zabflow_coord::zab::{Entry, Message, PeerState, ServerId, SyncMode, Vote};
 /// How long any one expectation may take (generous: 2 shared cores, unoptimised builds).
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Ports nothing listens on right now: bound together (so distinct), then released.
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
-}
-
 /// `server.N=127.0.0.1:quorum:election` for ids 1..=count.
 fn ensemble(count: usize) -> Vec<PeerConfig> {
-    let ports = free_ports(2 * count);
+    let ports = zabflow_tests::ports::free_loopback_ports(2 * count).unwrap();
     (0..count)
         .map(|index| PeerConfig {
             id: index as u64 + 1,

@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -220,7 +220,8 @@ impl RealZooKeeper {
             None => tempfile::Builder::new().prefix("zookeeper-").tempdir(),
         };
         let dir = dir.map_err(|error| harness_error("cannot create a temp dir", error))?;
-        let ports = free_ports(options.nodes * 3)?;
+        let ports = crate::ports::free_loopback_ports(options.nodes * 3)
+            .map_err(|error| harness_error("cannot find free ports", error))?;
         let nodes = (0..options.nodes)
             .map(|index| Node {
                 id: index + 1,
@@ -450,19 +451,6 @@ fn stop_child(mut child: Child, signal: i32, timeout: Duration) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// `count` distinct free loopback ports (bound once, then released).
-fn free_ports(count: usize) -> HarnessResult<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| harness_error("cannot find a free port", error))?;
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().map(|address| address.port()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| harness_error("cannot find a free port", error))
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);

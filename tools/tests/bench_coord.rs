@@ -147,7 +147,7 @@ fn an_external_server_is_left_as_it_was_found() {
 #[test]
 fn unreachable_external_hosts_fail_at_once_with_the_reason() {
     let out = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = zabflow_tests::ports::free_loopback_ports(1).unwrap()[0];
     let hosts = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let output = bench(&["coord", "--target", "external", "--hosts", &hosts], out.path());

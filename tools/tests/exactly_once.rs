@@ -16,7 +16,7 @@ fn bad_input_and_an_unreachable_service_get_clear_errors() {
     let missing = root.path().join("missing");
     let output = root.path().join("out");
     // Nothing listens on a port just released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = zabflow_tests::ports::free_loopback_ports(1).unwrap()[0];
     let coord = format!("127.0.0.1:{port}");
     let run = |input: &Path, extra: &[&str]| {
         zabflow()

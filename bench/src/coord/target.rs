@@ -25,7 +25,7 @@ use crate::constants::{
 };
 use crate::error::{BenchError, Result};
 use crate::report::Target;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -373,21 +373,10 @@ impl ZabflowNode {
     }
 }
 
-/// `count` distinct loopback ports that were free a moment ago (all bound at once, so no
-/// two are the same, then released).
+/// `count` distinct loopback ports that were free a moment ago, outside the ephemeral range.
 fn free_ports(count: usize) -> Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<std::io::Result<_>>()
-        .map_err(|error| target_error("cannot find a free port", error))?;
-    let ports = listeners.iter().map(|listener| listener.local_addr().map(|a| a.port()));
-    ports.collect::<std::io::Result<_>>().map_err(|e| target_error("cannot find a free port", e))
-}
-
-/// A loopback port that was free a moment ago.
-#[cfg(test)]
-fn free_port() -> Result<u16> {
-    Ok(free_ports(1)?[0])
+    zabflow_tests::ports::free_loopback_ports(count)
+        .map_err(|error| target_error("cannot find a free port", error))
 }
 
 #[cfg(test)]
@@ -396,7 +385,7 @@ mod tests {
 
     #[test]
     fn unreachable_external_hosts_fail_clearly_and_at_once() {
-        let closed_port = free_port().unwrap();
+        let closed_port = free_ports(1).unwrap()[0];
         let host = format!("127.0.0.1:{closed_port}");
         let spec = TargetSpec::External { hosts: vec![host.clone()] };
         let started = Instant::now();
@@ -406,7 +395,7 @@ mod tests {
         assert!(error.contains("nothing was measured"), "{error}");
         let unresolvable = TargetSpec::External { hosts: vec!["no-such-host.invalid:2181".into()] };
         assert!(unresolvable.start(Path::new(".")).is_err());
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = TargetSpec::External { hosts: vec![listener.local_addr().unwrap().to_string()] };
         assert!(open.start(Path::new(".")).is_ok());
     }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ pub struct Node {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    zabflow_tests::ports::free_loopback_ports(1).unwrap()[0]
 }
 
 impl Node {
@@ -108,7 +108,11 @@ impl Ensemble {
     /// serves.
     pub fn start(dir: &Path, count: u64, extra: &str) -> Ensemble {
         let ports: Vec<(u16, u16, u16)> =
-            (0..count).map(|_| (free_port(), free_port(), free_port())).collect();
+            zabflow_tests::ports::free_loopback_ports(3 * count as usize)
+                .unwrap()
+                .chunks_exact(3)
+                .map(|p| (p[0], p[1], p[2]))
+                .collect();
         let servers: String = ports
             .iter()
             .enumerate()

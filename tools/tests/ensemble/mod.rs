@@ -16,7 +16,7 @@ pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -220,32 +220,11 @@ pub struct Ensemble {
     root: tempfile::TempDir,
 }
 
-/// Ports below the kernel's ephemeral range: a node restarted on its old ports must not find
-/// one taken as the source port of some outgoing connection (the proxies, the clients).
-fn free_ports(count: usize) -> Vec<u16> {
-    use rand::Rng as _;
-    let range =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let ephemeral_low: u16 =
-        range.split_whitespace().next().and_then(|low| low.parse().ok()).unwrap_or(32_768);
-    let (low, high) =
-        if ephemeral_low > 12_000 { (10_000, ephemeral_low) } else { (61_000, 65_535) };
-    let mut random = rand::thread_rng();
-    let mut ports: Vec<u16> = Vec::with_capacity(count);
-    while ports.len() < count {
-        let port = random.gen_range(low..high);
-        if !ports.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            ports.push(port);
-        }
-    }
-    ports
-}
-
 impl Ensemble {
     /// Writes the configs of `size` nodes, starts them and waits for a leader.
     pub fn start(size: u64, settings: Settings) -> Ensemble {
         let root = tempfile::tempdir().expect("a temporary directory");
-        let ports = free_ports(3 * size as usize);
+        let ports = zabflow_tests::ports::free_loopback_ports(3 * size as usize).unwrap();
         let nodes: Vec<Node> = (1..=size)
             .map(|id| {
                 let base = 3 * (id as usize - 1);
