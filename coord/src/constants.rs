@@ -110,6 +110,10 @@ pub const ENCODE_SCRATCH_BYTES_RETAINED_MAX: usize = 64 << 10;
 /// Most txns the sync thread writes with one append (one fdatasync).
 pub const SYNC_BATCH_TXNS_MAX: usize = 4_096;
 
+/// Most txns the event loop appends itself, at the end of a pass, while no append runs
+/// (more go to the sync thread, so the loop goes on preparing the next group meanwhile).
+pub const SYNC_INLINE_TXNS_MAX: usize = 256;
+
 /// Longest the event loop sleeps in `poll` before it looks at timers and the stop flag.
 pub const POLL_TIMEOUT_MS_MAX: u64 = 50;
 

@@ -5,14 +5,15 @@
 //! client frame → Connection (bounded buffers) → route
 //!   read  → answered from the tree when the session has no unapplied write before it
 //!   write → Prep::prepare (zxid, wall time) → txn batch of this loop pass
-//!         → SyncProcessor (one append + fdatasync per group) → Synced
+//!         → SyncProcessor (one append + fdatasync per group; a small group on this thread
+//!           at the end of the pass, a large one on the sync thread) → Synced
 //!         → DataTree::apply → prep.applied → watch events, then the reply (xid order)
 //! timers: session expiry (closeSession txns), container/TTL reaper (deleteContainer txns,
 //!         client id 0), autopurge, snapshots every snapCount txns
 //! ```
 //!
 //! One thread owns all state, so the read path takes no lock; the only other threads are
-//! the sync thread (the disk) and short-lived snapshot writers. Back-pressure: a connection
+//! the sync thread (the disk, under load) and short-lived snapshot writers. Back-pressure: a connection
 //! stops being read while its output is above `CONNECTION_OUTPUT_BYTES_HIGH` or it has
 //! `CONNECTION_PENDING_REQUESTS_MAX` requests in flight, and every connection stops while
 //! `TXNS_IN_FLIGHT_MAX` txns wait for the disk. On start the server loads the newest valid
@@ -370,7 +371,8 @@ impl Server {
     }
 
     /// The work after each poll: apply what is durable, run timers, resume paused
-    /// connections, send this pass's txns to the log, write replies.
+    /// connections, queue this pass's txns for the log, write replies and peer messages,
+    /// then get the txns written (a few inline, see [`SyncProcessor::kick`]).
     fn pass(&mut self) -> Result<()> {
         if let Some(ensemble) = &mut self.ensemble {
             ensemble.poll(self.clock.uptime_ms());
@@ -384,7 +386,7 @@ impl Server {
             ensemble.flush_peers();
         }
         self.flush_dirty();
-        Ok(())
+        self.sync.kick()
     }
 
     /// Whether clients are served (always, standalone; with an established leader in an
@@ -408,6 +410,7 @@ impl Server {
             self.in_flight.clear();
         }
         self.flush_batch()?;
+        self.sync.kick()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.in_flight.is_empty() && Instant::now() < deadline {
             if let Ok(message) = self.synced.recv_timeout(Duration::from_millis(100)) {

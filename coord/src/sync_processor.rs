@@ -1,19 +1,30 @@
-//! `SyncProcessor`: the thread that makes txns durable, as ZooKeeper's
-//! `SyncRequestProcessor` — group commit.
+//! `SyncProcessor`: makes txns durable, as ZooKeeper's `SyncRequestProcessor` — group
+//! commit.
 //!
-//! The event loop sends each pass's prepared txns as one [`SyncBatch`] on a bounded queue
-//! (a full queue blocks the loop: back-pressure). The thread takes one batch, then every
-//! batch already queued (up to `SYNC_BATCH_TXNS_MAX` txns), appends them all with one
-//! [`TxnLog::append`] — one write, one fdatasync — and only then reports [`Synced`] with
-//! the last zxid of the group and wakes the loop, which applies and answers the whole group.
-//! Batches that arrive during the fsync form the next group. A failed append is fatal:
-//! the server cannot acknowledge writes it could not log, so it reports the error and stops.
+//! The event loop queues each pass's prepared txns as one [`SyncBatch`] on a bounded queue
+//! (a full queue blocks the loop: back-pressure) and, at the end of the pass, [`kicks`] the
+//! processor. A group — every batch queued, up to `SYNC_BATCH_TXNS_MAX` txns — is appended
+//! with one [`TxnLog::append`] (one write, one fdatasync); only then is [`Synced`] reported
+//! with the last zxid of the group and the loop woken, which applies and answers the whole
+//! group. Batches that arrive during the fsync form the next group. A failed append is
+//! fatal: the server cannot acknowledge writes it could not log, so it reports the error
+//! and stops.
+//!
+//! Who appends a group: a small group (at most `SYNC_INLINE_TXNS_MAX` txns) found while no
+//! append is under way is appended by the event loop itself, at the end of its pass, after
+//! its replies and peer messages went out; anything else goes to the sync thread. Under
+//! light load a write's fsync then costs no thread hand-off (on a 2-core machine every
+//! wake-up of another thread is a context switch, and often a wait for a core); under heavy
+//! load the thread syncs one group while the loop prepares the next. Only one append runs
+//! at a time (the `busy` flag), so groups reach the log in queue order either way.
 //!
 //! The queue is a mutex-guarded deque with two condition variables, not a channel: an idle
 //! sync thread parks on a futex at once. crossbeam's blocking `recv` spins and then calls
 //! `sched_yield` a few times before it parks; on a busy 2-core machine each yield hands the
 //! core to another process, and `perf trace` counted about two yields per fsync on the
 //! path of every write.
+//!
+//! [`kicks`]: SyncProcessor::kick
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,7 +32,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
-use crate::constants::{SYNC_BATCH_TXNS_MAX, SYNC_QUEUE_BATCHES_MAX};
+use crate::constants::{SYNC_BATCH_TXNS_MAX, SYNC_INLINE_TXNS_MAX, SYNC_QUEUE_BATCHES_MAX};
 use crate::error::{Error, Result};
 use crate::txn_log::TxnLog;
 
@@ -62,10 +73,29 @@ struct QueueState {
     closed: bool,
     /// The thread has ended (after a failure, or once closed): commands are dropped.
     ended: bool,
+    /// Txns in the queued batches.
+    queued_txns: usize,
+    /// A group is being appended (by the thread or inline): no other append may start.
+    busy: bool,
     /// The thread waits on `not_empty`; loops wait on `not_full` (a notify is a syscall
     /// even with no waiter, so only waiters get one).
     taker_waiting: bool,
     pushers_waiting: usize,
+}
+
+impl QueueState {
+    /// Moves the queued commands, up to `SYNC_BATCH_TXNS_MAX` txns, into `group`.
+    fn take_into(&mut self, group: &mut Vec<Command>) {
+        let mut txns = 0;
+        while txns < SYNC_BATCH_TXNS_MAX {
+            let Some(command) = self.commands.pop_front() else { break };
+            if let Command::Batch(batch) = &command {
+                txns += batch.records.len();
+            }
+            group.push(command);
+        }
+        self.queued_txns -= txns.min(self.queued_txns);
+    }
 }
 
 impl Queue {
@@ -74,11 +104,15 @@ impl Queue {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a command, waiting while `SYNC_QUEUE_BATCHES_MAX` are queued; dropped once the
-    /// thread has ended.
+    /// Queues a command, waiting while `SYNC_QUEUE_BATCHES_MAX` are queued (the thread is
+    /// told to take them); dropped once the thread has ended. The thread is not woken for
+    /// it: that is [`Queue::kick`]'s decision, at the end of the loop's pass.
     fn push(&self, command: Command) {
         let mut state = self.lock();
         while state.commands.len() >= SYNC_QUEUE_BATCHES_MAX && !state.ended {
+            if state.taker_waiting {
+                self.not_empty.notify_one();
+            }
             state.pushers_waiting += 1;
             state = self.not_full.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
             state.pushers_waiting -= 1;
@@ -86,34 +120,58 @@ impl Queue {
         if state.ended {
             return;
         }
+        if let Command::Batch(batch) = &command {
+            state.queued_txns += batch.records.len();
+        }
         state.commands.push_back(command);
+    }
+
+    /// After a pass: takes the queued commands for an inline append into `group` when they
+    /// are few txns, no append is under way and the thread is idle (then the caller must
+    /// append them and call [`Queue::inline_done`]); otherwise wakes the thread for them.
+    fn kick(&self, group: &mut Vec<Command>) -> bool {
+        let mut state = self.lock();
+        if state.commands.is_empty() || state.ended {
+            return false;
+        }
+        let small = state.queued_txns <= SYNC_INLINE_TXNS_MAX;
+        let batches_only = state.commands.iter().all(|c| matches!(c, Command::Batch(_)));
+        if small && batches_only && !state.busy && state.taker_waiting {
+            state.busy = true;
+            state.take_into(group);
+            return true;
+        }
         let wake = state.taker_waiting;
         drop(state);
         if wake {
             self.not_empty.notify_one();
         }
+        false
     }
 
-    /// Waits for a command, then takes it and every command queued behind it up to
-    /// `SYNC_BATCH_TXNS_MAX` txns; `None` once closed and empty.
+    /// An inline append ended: the thread may take what was queued meanwhile.
+    fn inline_done(&self) {
+        self.lock().busy = false;
+    }
+
+    /// Waits for a command and no inline append, then takes it and every command queued
+    /// behind it up to `SYNC_BATCH_TXNS_MAX` txns and marks the queue busy; `None` once
+    /// closed and empty.
     fn take_group(&self, group: &mut Vec<Command>) -> Option<()> {
         let mut state = self.lock();
-        while state.commands.is_empty() {
-            if state.closed {
+        // Called again only after the thread's own append: whatever it appended is done
+        // (an inline append starts only while the thread waits below).
+        state.busy = false;
+        while state.commands.is_empty() || state.busy {
+            if state.closed && state.commands.is_empty() {
                 return None;
             }
             state.taker_waiting = true;
             state = self.not_empty.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
             state.taker_waiting = false;
         }
-        let mut txns = 0;
-        while txns < SYNC_BATCH_TXNS_MAX {
-            let Some(command) = state.commands.pop_front() else { break };
-            if let Command::Batch(batch) = &command {
-                txns += batch.records.len();
-            }
-            group.push(command);
-        }
+        state.busy = true;
+        state.take_into(group);
         let wake = state.pushers_waiting > 0;
         drop(state);
         if wake {
@@ -136,14 +194,23 @@ impl Queue {
     }
 }
 
-/// The loop's handle on the sync thread.
+/// The loop's handle on the txn log and the sync thread.
 pub struct SyncProcessor {
     queue: Arc<Queue>,
+    /// Appended to by the thread or, for small groups, inline; `busy` orders them, so the
+    /// lock is never contended. Dropped by `stop` (closing the log, releasing its lock).
+    log: Option<Arc<Mutex<TxnLog>>>,
+    synced: Sender<Synced>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    /// Scratch of the inline path, kept between passes.
+    inline: Vec<Command>,
+    inline_batches: Vec<SyncBatch>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
 impl SyncProcessor {
-    /// Starts the thread over `log`; it reports on `synced` and calls `wake` after each.
+    /// Starts the thread over `log`; every group made durable is reported on `synced`,
+    /// followed by a call of `wake`.
     ///
     /// # Errors
     /// [`Error::Io`] when the thread cannot be spawned.
@@ -157,29 +224,43 @@ impl SyncProcessor {
                 commands: VecDeque::new(),
                 closed: false,
                 ended: false,
+                queued_txns: 0,
+                busy: false,
                 taker_waiting: false,
                 pushers_waiting: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
         });
-        let thread_queue = Arc::clone(&queue);
+        let log = Arc::new(Mutex::new(log));
+        let (thread_queue, thread_log) = (Arc::clone(&queue), Arc::clone(&log));
+        let (thread_synced, thread_wake) = (synced.clone(), Arc::clone(&wake));
         let thread = std::thread::Builder::new()
             .name("zabflow-sync".to_owned())
             .spawn(move || {
-                let result = run(log, &thread_queue, &synced, wake.as_ref());
+                let result = run(&thread_log, &thread_queue, &thread_synced, thread_wake.as_ref());
                 thread_queue.end();
                 result
             })
             .map_err(|error| Error::io("spawn the sync thread", &error))?;
-        Ok(SyncProcessor { queue, thread: Some(thread) })
+        Ok(SyncProcessor {
+            queue,
+            log: Some(log),
+            synced,
+            wake,
+            inline: Vec::new(),
+            inline_batches: Vec::new(),
+            thread: Some(thread),
+        })
     }
 
     /// Queues a batch; blocks while the queue is full. Dropped if the thread has stopped
-    /// (after a failure it has already reported).
+    /// (after a failure it has already reported). Nothing is written before [`kick`].
     ///
     /// # Panics
     /// If the processor was stopped.
+    ///
+    /// [`kick`]: SyncProcessor::kick
     pub fn submit(&self, batch: SyncBatch) {
         assert!(self.thread.is_some(), "sync thread running");
         self.queue.push(Command::Batch(batch));
@@ -192,12 +273,40 @@ impl SyncProcessor {
         }
     }
 
+    /// Gets what was queued since the last kick written: a few txns while no append runs
+    /// are appended here and now (the caller blocks for the fsync), anything else is handed
+    /// to the thread. Call it at the end of each event-loop pass, once replies and peer
+    /// messages are out.
+    ///
+    /// # Errors
+    /// The inline append's log error (also reported on `synced`).
+    pub fn kick(&mut self) -> Result<()> {
+        let Some(log) = &self.log else { return Ok(()) };
+        if !self.queue.kick(&mut self.inline) {
+            return Ok(());
+        }
+        self.inline_batches.extend(self.inline.drain(..).filter_map(|command| match command {
+            Command::Batch(batch) => Some(batch),
+            Command::TruncateBefore(_) => None,
+        }));
+        let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = commit(&mut log, &mut self.inline_batches, &self.synced);
+        drop(log);
+        self.queue.inline_done();
+        if let Err(error) = &result {
+            let _ = self.synced.send(Synced::Failed(error.clone()));
+        }
+        (self.wake)();
+        result
+    }
+
     /// Drains the queue, syncs the log and joins the thread.
     ///
     /// # Errors
     /// The thread's final sync error.
     pub fn stop(&mut self) -> Result<()> {
         self.queue.close();
+        self.log = None;
         match self.thread.take() {
             Some(thread) => {
                 thread.join().unwrap_or_else(|_| Err(Error::Log("sync panicked".into())))
@@ -214,13 +323,14 @@ impl Drop for SyncProcessor {
 }
 
 fn run(
-    mut log: TxnLog,
+    log: &Mutex<TxnLog>,
     queue: &Queue,
     synced: &Sender<Synced>,
     wake: &(dyn Fn() + Send + Sync),
 ) -> Result<()> {
     let mut commands: Vec<Command> = Vec::new();
     let mut group: Vec<SyncBatch> = Vec::new();
+    let lock = || log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     while queue.take_group(&mut commands).is_some() {
         let mut truncate = None;
         for command in commands.drain(..) {
@@ -229,19 +339,19 @@ fn run(
                 Command::TruncateBefore(offset) => truncate = Some(offset),
             }
         }
-        if let Err(error) = commit(&mut log, &mut group, synced) {
+        if let Err(error) = commit(&mut lock(), &mut group, synced) {
             let _ = synced.send(Synced::Failed(error.clone()));
             wake();
             return Err(error);
         }
         wake();
         if let Some(offset) = truncate {
-            if let Err(error) = log.truncate_before(offset) {
+            if let Err(error) = lock().truncate_before(offset) {
                 eprintln!("zabflow node: purge of the txn log failed: {error}");
             }
         }
     }
-    log.sync()
+    lock().sync()
 }
 
 fn commit(log: &mut TxnLog, group: &mut Vec<SyncBatch>, synced: &Sender<Synced>) -> Result<()> {
@@ -302,5 +412,44 @@ mod tests {
         let mut zxids = Vec::new();
         log.replay(0, 0, |header, _| zxids.push(header.zxid)).unwrap();
         assert_eq!(zxids, (1..=batches).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn small_groups_are_appended_by_the_kicker_and_large_ones_by_the_thread_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = TxnLog::open(dir.path(), false).unwrap();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut processor = SyncProcessor::start(log, sender, Arc::new(|| {})).unwrap();
+        // Wait until the thread parks: only then may the loop append inline.
+        while !processor.queue.lock().taker_waiting {
+            std::thread::yield_now();
+        }
+        processor.submit(SyncBatch { records: vec![record(1), record(2)], last_zxid: 2 });
+        assert!(receiver.try_recv().is_err(), "nothing is written before the kick");
+        processor.kick().unwrap();
+        assert!(
+            matches!(receiver.try_recv(), Ok(Synced::Durable { last_zxid: 2, .. })),
+            "a small group is durable when kick returns"
+        );
+        // Alternate large groups (the thread) and small ones (inline when it is idle).
+        let mut zxid = 2;
+        for round in 0..20 {
+            let size = if round % 2 == 0 { SYNC_INLINE_TXNS_MAX + 1 } else { 1 };
+            let records = (zxid + 1..=zxid + size as i64).map(record).collect();
+            zxid += size as i64;
+            processor.submit(SyncBatch { records, last_zxid: zxid });
+            processor.kick().unwrap();
+        }
+        processor.stop().unwrap();
+        let last = receiver.try_iter().fold(2, |last, synced| {
+            let Synced::Durable { last_zxid, .. } = synced else { panic!("{synced:?}") };
+            assert!(last_zxid > last, "groups in zxid order: {last_zxid} after {last}");
+            last_zxid
+        });
+        assert_eq!(last, zxid);
+        let mut log = TxnLog::open(dir.path(), false).unwrap();
+        let mut zxids = Vec::new();
+        log.replay(0, 0, |header, _| zxids.push(header.zxid)).unwrap();
+        assert_eq!(zxids, (1..=zxid).collect::<Vec<_>>());
     }
 }
