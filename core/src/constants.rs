@@ -92,6 +92,12 @@ pub const SHARD_IDLE_SPINS_MAX: u32 = 64;
 /// usual distance to a session's end (out-of-orderness + source drift + gap) several times.
 pub const TIMER_WHEEL_SLOTS: usize = 4096;
 
+/// Timers in one chunk of a timer-wheel bucket: the wheel's unit of memory (a bucket is a
+/// list of chunks from one slab). Expiring a bucket's timers streams through a chunk and
+/// jumps elsewhere in the slab once per this many timers; a bucket wastes at most one
+/// partly filled chunk.
+pub const TIMER_WHEEL_CHUNK_TIMERS: usize = 64;
+
 const _: () = assert!(KEY_GROUPS_DEFAULT <= KEY_GROUPS_MAX && KEY_GROUPS_DEFAULT > 0);
 const _: () = assert!(SHARDS_MAX <= KEY_GROUPS_MAX);
 const _: () = assert!(RING_SLOTS_DEFAULT <= RING_SLOTS_MAX);

@@ -1,13 +1,15 @@
 //! The engine allocates when a job starts, not per record: a job over ten times the events
 //! (same keys, ten times the windows) makes no more allocations than the small one, beyond
-//! a small slack for thread-start noise. Tumbling and sliding windows alike (a sliding
-//! window merges its panes in a reused scratch map).
+//! a small slack for thread-start noise. Tumbling, sliding and session windows alike (a
+//! sliding window merges its panes in a reused scratch map; session windows keep their
+//! sessions in a slab with a free list and their timers in a wheel whose buckets are lists
+//! in one slab, so neither grows with the event-time span the job covers).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use zabflow_core::engine::{
-    Count, CountingSink, Event, Generator, GeneratorConfig, Job, JobConfig, Sliding, Tumbling,
-    WindowSpec,
+    Count, CountingSink, Event, Generator, GeneratorConfig, Job, JobConfig, Session, Sliding,
+    Tumbling, WindowSpec,
 };
 
 struct CountingAllocator;
@@ -75,4 +77,7 @@ fn allocations_do_not_grow_with_records_or_windows() {
     let small = allocations_of_job(200_000, Sliding::of(1000, 250));
     let large = allocations_of_job(2_000_000, Sliding::of(1000, 250));
     assert!(large <= small + 32, "sliding: {small} allocations for 200k events, {large} for 2M");
+    let small = allocations_of_job(200_000, Session::with_gap(20));
+    let large = allocations_of_job(2_000_000, Session::with_gap(20));
+    assert!(large <= small + 32, "session: {small} allocations for 200k events, {large} for 2M");
 }

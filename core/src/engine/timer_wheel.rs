@@ -10,23 +10,50 @@
 //! and moves into the ring once the ring's front comes within reach (processing-time timers,
 //! in milliseconds since the Unix epoch, start there: the ring starts at 0).
 //!
-//! Buckets keep their capacity, so once the ring has seen its working set it allocates
-//! nothing. Timers of the same millisecond come out in no particular order (last set, first
-//! out); callers that need an order between them must impose it.
+//! A bucket is a stack of chunks of [`TIMER_WHEEL_CHUNK_TIMERS`] timers, linked, and every
+//! chunk lives in one slab whose freed chunks form a free list. A `Vec` per bucket would
+//! keep its capacity in each of the slots once the front had lapped them all, so the wheel
+//! would allocate (and grow) afresh in every bucket on the front's first lap: allocations,
+//! and memory, growing with the event time a job covers. Chunks go back to the free list as
+//! their bucket drains and serve whichever bucket fills next, so the slab grows, by
+//! doubling, only to the most timers set at once, and once it holds that working set the
+//! wheel allocates nothing. Within a chunk timers are contiguous, so expiring a bucket
+//! streams through memory with a jump per chunk, not per timer. Timers of the same
+//! millisecond come out in no particular order (last set, first out); callers that need an
+//! order between them must impose it.
 
-use crate::constants::TIMER_WHEEL_SLOTS;
+use crate::constants::{TIMER_WHEEL_CHUNK_TIMERS, TIMER_WHEEL_SLOTS};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 const _: () = assert!(TIMER_WHEEL_SLOTS.is_power_of_two());
+const _: () = assert!(TIMER_WHEEL_CHUNK_TIMERS > 0 && TIMER_WHEEL_CHUNK_TIMERS < u32::MAX as usize);
 const SLOT_MASK: u64 = TIMER_WHEEL_SLOTS as u64 - 1;
+
+/// End of a bucket's chunk list, or of the free list.
+const NIL: u32 = u32::MAX;
+
+/// Up to [`TIMER_WHEEL_CHUNK_TIMERS`] timers of one bucket, and the bucket's next chunk (or,
+/// free, the next free chunk). Only a bucket's first chunk may be partly filled, and a
+/// bucket's chunks are never empty: a chunk leaves its bucket when its last timer does.
+#[derive(Debug, Clone, Copy)]
+struct TimerChunk {
+    timers: [(u64, u32); TIMER_WHEEL_CHUNK_TIMERS],
+    len: u32,
+    next: u32,
+}
 
 /// Timers `(time, id)`, expired in time order up to a watermark.
 #[derive(Debug)]
 pub(crate) struct TimerWheel {
-    /// `buckets[t % slots]` holds the timers of time `t`, for `t` in `front..front + slots`
-    /// (a timer set before `front` waits in the bucket of `front`, with its own time).
-    buckets: Vec<Vec<(u64, u32)>>,
+    /// `heads[t % slots]` is the first chunk of the bucket holding the timers of time `t`,
+    /// for `t` in `front..front + slots` (a timer set before `front` waits in the bucket of
+    /// `front`, with its own time), or `NIL` when the bucket is empty.
+    heads: Box<[u32]>,
+    /// Every bucket's chunks, and the free ones.
+    chunks: Vec<TimerChunk>,
+    /// First free chunk, or `NIL`.
+    free: u32,
     /// Timers in the buckets.
     in_buckets: usize,
     /// Timers at or past `front + slots`.
@@ -38,7 +65,9 @@ pub(crate) struct TimerWheel {
 impl TimerWheel {
     pub(crate) fn new() -> TimerWheel {
         TimerWheel {
-            buckets: (0..TIMER_WHEEL_SLOTS).map(|_| Vec::new()).collect(),
+            heads: vec![NIL; TIMER_WHEEL_SLOTS].into_boxed_slice(),
+            chunks: Vec::new(),
+            free: NIL,
             in_buckets: 0,
             overflow: BinaryHeap::new(),
             front: 0,
@@ -57,10 +86,37 @@ impl TimerWheel {
     pub(crate) fn push(&mut self, time: u64, id: u32) {
         let at = time.max(self.front);
         if at - self.front < TIMER_WHEEL_SLOTS as u64 {
-            self.buckets[(at & SLOT_MASK) as usize].push((time, id));
+            let slot = (at & SLOT_MASK) as usize;
+            let mut head = self.heads[slot];
+            if head == NIL || self.chunks[head as usize].len as usize == TIMER_WHEEL_CHUNK_TIMERS {
+                head = self.chunk_before(head);
+                self.heads[slot] = head;
+            }
+            let chunk = &mut self.chunks[head as usize];
+            chunk.timers[chunk.len as usize] = (time, id);
+            chunk.len += 1;
             self.in_buckets += 1;
         } else {
             self.overflow.push(Reverse((time, id)));
+        }
+    }
+
+    /// An empty chunk linked before `next`, from the free list or, while the slab has not
+    /// yet seen the working set, new.
+    #[cold]
+    fn chunk_before(&mut self, next: u32) -> u32 {
+        let empty = TimerChunk { timers: [(0, 0); TIMER_WHEEL_CHUNK_TIMERS], len: 0, next };
+        if self.free == NIL {
+            assert!(self.chunks.len() < NIL as usize, "too many timer chunks");
+            self.chunks.push(empty);
+            (self.chunks.len() - 1) as u32
+        } else {
+            let index = self.free;
+            let chunk = &mut self.chunks[index as usize];
+            self.free = chunk.next;
+            chunk.len = 0;
+            chunk.next = next;
+            index
         }
     }
 
@@ -69,7 +125,17 @@ impl TimerWheel {
     #[inline]
     pub(crate) fn pop_due(&mut self, watermark: u64) -> Option<(u64, u32)> {
         loop {
-            if let Some(timer) = self.buckets[(self.front & SLOT_MASK) as usize].pop() {
+            let slot = (self.front & SLOT_MASK) as usize;
+            let head = self.heads[slot];
+            if head != NIL {
+                let chunk = &mut self.chunks[head as usize];
+                chunk.len -= 1;
+                let timer = chunk.timers[chunk.len as usize];
+                if chunk.len == 0 {
+                    self.heads[slot] = chunk.next;
+                    chunk.next = self.free;
+                    self.free = head;
+                }
                 self.in_buckets -= 1;
                 return Some(timer);
             }
@@ -125,6 +191,34 @@ mod tests {
         assert_eq!(wheel.len(), 1);
         assert_eq!(drain(&mut wheel, u64::MAX), vec![(u64::MAX, 6)]);
         assert_eq!(wheel.len(), 0);
+    }
+
+    #[test]
+    fn its_memory_grows_with_the_timers_set_at_once_not_with_the_time_passed() {
+        let mut wheel = TimerWheel::new();
+        for time in 0..10 * TIMER_WHEEL_SLOTS as u64 {
+            for id in 0..4 {
+                wheel.push(time + 20, id);
+            }
+            while wheel.pop_due(time).is_some() {}
+        }
+        assert_eq!(wheel.len(), 80, "20 ms of timers, 4 a millisecond, are still set");
+        // One chunk per bucket holding timers, and the one drained last, free.
+        assert!(wheel.chunks.len() <= 21, "{} chunks for 20 buckets", wheel.chunks.len());
+    }
+
+    #[test]
+    fn a_bucket_of_many_chunks_gives_back_every_timer() {
+        let mut wheel = TimerWheel::new();
+        let timers = 5 * TIMER_WHEEL_CHUNK_TIMERS as u32 + 3;
+        for id in 0..timers {
+            wheel.push(7, id);
+        }
+        let mut due = drain(&mut wheel, 7);
+        due.sort();
+        assert_eq!(due, (0..timers).map(|id| (7, id)).collect::<Vec<_>>());
+        assert_eq!(wheel.chunks.len(), 6);
+        assert_eq!(wheel.heads.iter().filter(|&&head| head != NIL).count(), 0);
     }
 
     #[test]
