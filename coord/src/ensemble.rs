@@ -340,6 +340,7 @@ impl crate::server::Server {
 
     fn on_role(&mut self, role: Role) {
         log_event(&format!("role: {role:?}"));
+        self.set_sync_inline(!matches!(role, Role::Leading { .. }));
         if !role.serving() {
             let ids: Vec<u64> = self.connections.keys().copied().collect();
             for id in ids {

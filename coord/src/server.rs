@@ -607,6 +607,11 @@ impl Server {
         self.sync.submit(batch);
     }
 
+    /// Whether small txn groups are appended on the event loop (see [`SyncProcessor::kick`]).
+    pub(crate) fn set_sync_inline(&mut self, allowed: bool) {
+        self.sync.set_inline(allowed);
+    }
+
     /// Stops the sync thread (everything it had is durable) and forgets its reports.
     pub(crate) fn stop_sync(&mut self) -> Result<()> {
         self.sync.stop()?;

@@ -129,12 +129,12 @@ impl Queue {
     /// After a pass: takes the queued commands for an inline append into `group` when they
     /// are few txns, no append is under way and the thread is idle (then the caller must
     /// append them and call [`Queue::inline_done`]); otherwise wakes the thread for them.
-    fn kick(&self, group: &mut Vec<Command>) -> bool {
+    fn kick(&self, group: &mut Vec<Command>, inline_txns_max: usize) -> bool {
         let mut state = self.lock();
         if state.commands.is_empty() || state.ended {
             return false;
         }
-        let small = state.queued_txns <= SYNC_INLINE_TXNS_MAX;
+        let small = state.queued_txns <= inline_txns_max;
         let batches_only = state.commands.iter().all(|c| matches!(c, Command::Batch(_)));
         if small && batches_only && !state.busy && state.taker_waiting {
             state.busy = true;
@@ -202,6 +202,8 @@ pub struct SyncProcessor {
     log: Option<Arc<Mutex<TxnLog>>>,
     synced: Sender<Synced>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    /// Most txns [`SyncProcessor::kick`] appends inline (0: never).
+    inline_txns_max: usize,
     /// Scratch of the inline path, kept between passes.
     inline: Vec<Command>,
     inline_batches: Vec<SyncBatch>,
@@ -248,6 +250,7 @@ impl SyncProcessor {
             log: Some(log),
             synced,
             wake,
+            inline_txns_max: SYNC_INLINE_TXNS_MAX,
             inline: Vec::new(),
             inline_batches: Vec::new(),
             thread: Some(thread),
@@ -273,6 +276,13 @@ impl SyncProcessor {
         }
     }
 
+    /// Whether [`SyncProcessor::kick`] may append small groups inline (it may by default).
+    /// An ensemble's leader should not: while its loop waits for its own fsync it cannot
+    /// count the followers' acks, and a quorum of followers may well be durable first.
+    pub fn set_inline(&mut self, allowed: bool) {
+        self.inline_txns_max = if allowed { SYNC_INLINE_TXNS_MAX } else { 0 };
+    }
+
     /// Gets what was queued since the last kick written: a few txns while no append runs
     /// are appended here and now (the caller blocks for the fsync), anything else is handed
     /// to the thread. Call it at the end of each event-loop pass, once replies and peer
@@ -282,7 +292,7 @@ impl SyncProcessor {
     /// The inline append's log error (also reported on `synced`).
     pub fn kick(&mut self) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
-        if !self.queue.kick(&mut self.inline) {
+        if !self.queue.kick(&mut self.inline, self.inline_txns_max) {
             return Ok(());
         }
         self.inline_batches.extend(self.inline.drain(..).filter_map(|command| match command {
