@@ -12,7 +12,9 @@
 //!
 //! Who appends a group: a small group (at most `SYNC_INLINE_TXNS_MAX` txns) found while no
 //! append is under way is appended by the event loop itself, at the end of its pass, after
-//! its replies and peer messages went out; anything else goes to the sync thread. Under
+//! its replies and peer messages went out (except on an ensemble's leader, which must keep
+//! counting acks during its own fsync: [`SyncProcessor::set_inline`]); anything else goes to
+//! the sync thread. Under
 //! light load a write's fsync then costs no thread hand-off (on a 2-core machine every
 //! wake-up of another thread is a context switch, and often a wait for a core); under heavy
 //! load the thread syncs one group while the loop prepares the next. Only one append runs
