@@ -92,18 +92,10 @@ fn write_epoch(dir: &Path, name: &str, epoch: u32) -> Result<()> {
 
 /// Writes `text` to `dir/name` durably (temp file, fsync, rename, fsync of the directory).
 fn write_durably(dir: &Path, name: &str, text: &str) -> Result<()> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)
         .map_err(|error| Error::io(format!("create {}", dir.display()), &error))?;
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let io =
-        |what: &str, error: std::io::Error| Error::io(format!("{what} {}", path.display()), &error);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(text.as_bytes()).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync dir of", e))
+    zabflow_core::durable_file::replace(&dir.join(name), text.as_bytes())
+        .map_err(|error| Error::Io { context: "write".to_owned(), message: error.to_string() })
 }
 
 /// A follower's forwarded write: session, cxid, auth ids, then the request (header + body),

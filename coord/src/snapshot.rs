@@ -28,8 +28,7 @@
 //! `last_zxid`, not fuzzy) and written by a background thread; ZooKeeper instead walks the
 //! live tree from its snapshot thread and relies on idempotent replay.
 
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use zabflow_net::jute::{Reader, Record, Writer, ACL};
@@ -40,7 +39,6 @@ use crate::watch_manager::SessionId;
 
 const MAGIC: &[u8; 8] = b"ZABSNAP1";
 const PREFIX: &str = "snapshot.";
-const TMP_SUFFIX: &str = ".tmp";
 const CRC_BYTES: usize = 4;
 
 /// A loaded snapshot.
@@ -211,13 +209,10 @@ pub fn load_newest(dir: &Path, warn: &mut dyn FnMut(String)) -> Result<Option<Sn
 pub fn write(dir: &Path, zxid: i64, bytes: &[u8]) -> Result<PathBuf> {
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), &e))?;
     let target = dir.join(file_name(zxid));
-    let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(zxid)));
-    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", tmp.display()), &e);
-    let mut file = File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(bytes).map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    fs::rename(&tmp, &target).map_err(|e| io("rename", e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync dir of", e))?;
+    zabflow_core::durable_file::replace(&target, bytes).map_err(|error| Error::Io {
+        context: "snapshot".to_owned(),
+        message: error.to_string(),
+    })?;
     Ok(target)
 }
 
