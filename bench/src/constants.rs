@@ -175,3 +175,8 @@ pub const PIPELINE_EVENT_TIME_DENSITY: u64 = 10_000_000;
 const _: () = assert!(PIPELINE_EVENTS_QUICK <= PIPELINE_EVENTS_SUITE);
 const _: () = assert!(PIPELINE_EVENTS_SUITE <= PIPELINE_EVENTS_DEFAULT);
 const _: () = assert!(PIPELINE_EVENTS_DEFAULT <= PIPELINE_EVENTS_MAX);
+
+/// How often a live view (`--live`) redraws its table in place on a terminal.
+pub const LIVE_VIEW_REDRAW_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a live view prints its one plain line when stderr is not a terminal (a log).
+pub const LIVE_VIEW_LINE_INTERVAL: Duration = Duration::from_secs(1);

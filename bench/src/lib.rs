@@ -37,6 +37,7 @@ pub mod error;
 pub mod goal;
 pub mod hgrm;
 pub mod index;
+pub mod live_view;
 pub mod log;
 pub mod machine;
 pub mod pipeline;

@@ -44,7 +44,9 @@
 //!
 //! Each series also carries the peak RSS of its run (`peak_rss_bytes`, the process's high
 //! water mark reset before the run), each shard's final statistics and a few samples of
-//! the job's live metrics (records pulled, ring occupancy, watermark lag).
+//! the job's live metrics (records pulled, ring occupancy, watermark lag). With
+//! [`PipelineConfig::live`] (`--live`) every run also shows those metrics on stderr while it
+//! runs and its totals when it ends ([`crate::live_view`]).
 
 mod crossbeam_exchange;
 
@@ -55,6 +57,7 @@ use crate::constants::{
     PIPELINE_EVENT_TIME_DENSITY, PIPELINE_KEYS, PIPELINE_WINDOW_MS,
 };
 use crate::error::{BenchError, Result};
+use crate::live_view::LiveView;
 use crate::machine;
 use crate::progress::Progress;
 use crate::report::{latency_histogram, Report, Series, Target, Unit};
@@ -121,6 +124,8 @@ pub struct PipelineConfig {
     pub baseline: bool,
     /// Interval of each keyed job's checkpointed run; `None` skips them.
     pub checkpoint_interval: Option<Duration>,
+    /// Whether each run shows its live metrics on stderr ([`LiveView`]).
+    pub live: bool,
 }
 
 impl PipelineConfig {
@@ -143,6 +148,7 @@ impl PipelineConfig {
             } else {
                 CHECKPOINT_INTERVAL
             }),
+            live: false,
         }
     }
 
@@ -600,6 +606,10 @@ fn measure(
     };
     let epoch = pace.map(|(_, epoch)| epoch);
     let metrics = JobMetrics::new(shards);
+    let live = match config.live {
+        true => Some(start_live_view(job, shards, exchange, pace, checkpoint, &metrics)?),
+        false => None,
+    };
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (metrics, done) = (metrics.clone(), done.clone());
@@ -634,6 +644,9 @@ fn measure(
     let peak_rss_bytes = machine::peak_rss_bytes();
     done.store(true, Ordering::Relaxed);
     let samples = sampler.join().expect("the metrics sampler does not panic");
+    if let Some(live) = live {
+        live.finish();
+    }
     let (output, checkpoints) = output?;
     let events = output.records_pulled();
     assert_eq!(events, generator.events, "every generated event was pulled");
@@ -659,6 +672,26 @@ fn measure(
         samples,
         checkpoints,
     })
+}
+
+/// A live view of one run's metrics, titled by its series (and `latency` for a paced run).
+fn start_live_view(
+    job: PipelineJob,
+    shards: usize,
+    exchange: ExchangeKind,
+    pace: Pace,
+    checkpoint: Option<Duration>,
+    metrics: &JobMetrics,
+) -> Result<LiveView> {
+    let mut title = match checkpoint {
+        Some(interval) => checkpointed_series_name(job, shards, interval),
+        None => series_name(job, shards, exchange),
+    };
+    if pace.is_some() {
+        title.push_str(" latency");
+    }
+    LiveView::start(&title, metrics)
+        .map_err(|error| BenchError::Thread(format!("the live view: {error}")))
 }
 
 /// The stateless chain: map + filter, on plain events (throughput) or timed ones (latency).
@@ -801,7 +834,10 @@ pub fn run(config: &PipelineConfig) -> Result<Report> {
     let checkpointed = if config.checkpoint_interval.is_some() { keyed_jobs } else { 0 };
     let runs_per_shard_count = config.jobs.len() + baselines + checkpointed;
     let steps = runs_per_shard_count * config.shard_counts.len();
-    let progress = Progress::new("pipeline", steps as u64);
+    let progress = match config.live {
+        true => Progress::hidden("pipeline", steps as u64), // the live view draws on stderr
+        false => Progress::new("pipeline", steps as u64),
+    };
     for &job in &config.jobs {
         for &shards in &config.shard_counts {
             progress.start_step(&series_name(job, shards, ExchangeKind::Rtrb));

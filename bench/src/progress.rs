@@ -15,11 +15,17 @@ pub struct Progress {
 impl Progress {
     /// A bar of `steps_total` steps titled `title`.
     pub fn new(title: &str, steps_total: u64) -> Progress {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        Progress::drawn_if(std::io::stderr().is_terminal(), title, steps_total)
+    }
+
+    /// A bar that counts but never draws (something else draws on stderr).
+    pub fn hidden(title: &str, steps_total: u64) -> Progress {
+        Progress::drawn_if(false, title, steps_total)
+    }
+
+    fn drawn_if(drawn: bool, title: &str, steps_total: u64) -> Progress {
+        let target =
+            if drawn { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(steps_total), target);
         let style =
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")

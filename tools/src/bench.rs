@@ -142,6 +142,10 @@ pub struct PipelineArgs {
     /// [default: 1s; 250ms in the suite and quick].
     #[arg(long, value_parser = humantime::parse_duration)]
     checkpoint_interval: Option<Duration>,
+    /// Show each run's per-shard metrics live on stderr: a table redrawn every 500 ms on a
+    /// terminal, one plain line a second otherwise; final totals when the run ends.
+    #[arg(long)]
+    live: bool,
     /// The default suite's run (fewer events, shorter latency runs).
     #[arg(skip)]
     suite: bool,
@@ -172,6 +176,7 @@ impl PipelineArgs {
                 Some(interval) => Some(interval),
                 None => defaults.checkpoint_interval,
             },
+            live: self.live,
         }
     }
 }

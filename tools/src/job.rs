@@ -29,10 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
+use zabflow_bench::live_view::{self, LiveView};
 use zabflow_core::coordinator::{Coordinator, CoordinatorError, SessionState};
 use zabflow_core::engine::{
     committed_file_bytes, committed_records, CheckpointSettings, CheckpointedOutput, FileSink,
-    JobConfig, LogSink, RowFormat,
+    JobConfig, JobMetrics, LogSink, RowFormat,
 };
 use zabflow_net::client::{Client, ClientConfig, SessionCredentials};
 use zabflow_net::coordinator::{end_session, ZkCoordinator};
@@ -161,6 +162,10 @@ pub struct RunArgs {
     /// to expire, so a restart with the same id resumes without the session-timeout wait.
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Show the job's per-shard metrics live on stderr while it runs: a table redrawn every
+    /// 500 ms on a terminal, one plain line a second otherwise; final totals at the end.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,9 +193,9 @@ fn fail(message: impl Into<String>) -> ToolError {
     ToolError::Job(message.into())
 }
 
-/// Prints one progress line on stderr.
+/// Prints one progress line on stderr (above the live view's table, if one is drawn).
 fn progress(message: &str) {
-    eprintln!("job: {message}");
+    live_view::print_line(&format!("job: {message}"));
 }
 
 /// Connects to the coordination service, retrying with backoff until `connect_timeout`.
@@ -295,8 +300,20 @@ fn run_job(args: &RunArgs) -> Result<(), ToolError> {
     let observed: Arc<dyn Coordinator> =
         Arc::new(ObservedCoordinator::new(coordinator.clone(), fault::Progress));
     let started = Instant::now();
-    let summary =
-        run_checkpointed(args, JobConfig::new(args.shards), &input, (settings, observed))?;
+    let metrics = JobMetrics::new(args.shards);
+    let live = match args.live {
+        true => Some(
+            LiveView::start(args.job.name(), &metrics)
+                .map_err(|error| fail(format!("cannot start the live view: {error}")))?,
+        ),
+        false => None,
+    };
+    let config = JobConfig::new(args.shards);
+    let summary = run_checkpointed(args, config, &input, (settings, observed), &metrics);
+    if let Some(live) = live {
+        live.finish();
+    }
+    let summary = summary?;
     progress(&format!("finished in {:.3} s: {summary}", started.elapsed().as_secs_f64()));
     let _ = coordinator.close();
     Ok(())
@@ -418,13 +435,15 @@ fn run_checkpointed(
     config: JobConfig,
     input: &InputLog,
     checkpoints: Checkpoints,
+    metrics: &JobMetrics,
 ) -> Result<String, ToolError> {
     let output = args.output.clone();
     match args.job {
         JobKind::WindowedCount => {
             let window_ms = args.window.as_millis() as u64;
             let sink = move |shard| FaultSink(LogSink::open(&output, shard));
-            let outcome = windowed_count::run(config, input, window_ms, sink, checkpoints)?;
+            let outcome =
+                windowed_count::run(config, input, window_ms, sink, checkpoints, metrics)?;
             let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
                 report.as_ref().map(|report| sum + report.records).map_err(|e| e.duplicate())
             })?;
@@ -433,7 +452,7 @@ fn run_checkpointed(
         JobKind::LogAnalysis => {
             let sink =
                 move |shard| FaultSink(FileSink::resumable(&output, shard, RowFormat::JsonLines));
-            let outcome = log_analysis::run(config, input, sink, checkpoints)?;
+            let outcome = log_analysis::run(config, input, sink, checkpoints, metrics)?;
             let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
                 report.as_ref().map(|report| sum + report.rows).map_err(|e| e.duplicate())
             })?;
@@ -441,7 +460,7 @@ fn run_checkpointed(
         }
         JobKind::RunningCount => {
             let sink = move |shard| FaultSink(LogSink::open(&output, shard));
-            let outcome = running_count::run(config, input, sink, checkpoints)?;
+            let outcome = running_count::run(config, input, sink, checkpoints, metrics)?;
             let records = outcome.output.sink_outputs.iter().try_fold(0, |sum, report| {
                 report.as_ref().map(|report| sum + report.records).map_err(|e| e.duplicate())
             })?;

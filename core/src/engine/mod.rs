@@ -70,7 +70,7 @@ pub use keyed_process::KeyedProcessFunction;
 pub use keyed_state::{KeyScope, MapState, ValueState};
 pub use log_connector::{LogPartitions, LogRecord, LogSink, LogSinkReport, LogSource};
 pub use mesh::{ChannelConsumer, ChannelProducer, Exchange, RtrbExchange};
-pub use metrics::{JobMetrics, MetricsSnapshot, ShardMetrics};
+pub use metrics::{render, render_line, render_totals, JobMetrics, MetricsSnapshot, ShardMetrics};
 pub use operator::KeyedOperator;
 pub use output_commit::{
     committed_decoded, committed_file_bytes, committed_records, read_commit_file, CommitPoint,

@@ -28,6 +28,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use zabflow_bench::live_view::print_line;
 
 use zabflow_core::coordinator::{
     CompletedCheckpoint, Coordinator, CoordinatorResult, Pruned, SessionState, SinkPosition, Worker,
@@ -196,7 +197,7 @@ pub struct Progress;
 
 impl CoordinatorObserver for Progress {
     fn epoch_drawn(&self, epoch: u64) {
-        eprintln!("job: checkpoint {epoch} triggered");
+        print_line(&format!("job: checkpoint {epoch} triggered"));
         pass(FaultPoint::EpochDrawn);
     }
 
@@ -207,10 +208,10 @@ impl CoordinatorObserver for Progress {
     fn recorded(&self, checkpoint: &CompletedCheckpoint) {
         let (files, state_bytes) = checkpoint.state_totals();
         let sink_end: u64 = checkpoint.sink_positions.iter().map(|sink| sink.offset).sum();
-        eprintln!(
+        print_line(&format!(
             "job: checkpoint {} recorded: {files} state files, {state_bytes} state bytes, sinks end at {sink_end}",
             checkpoint.epoch,
-        );
+        ));
         pass(FaultPoint::AfterRecord);
     }
 

@@ -28,8 +28,8 @@ use std::hash::{Hash, Hasher};
 
 use zabflow_core::engine::state_codec::{take_bytes, DecodeResult};
 use zabflow_core::engine::{
-    Emitter, Field, Job, JobConfig, Row, RowWriter, Sink, Stamped, StateCodec, StateDecodeError,
-    Tumbling, Window,
+    Emitter, Field, Job, JobConfig, JobMetrics, Row, RowWriter, Sink, Stamped, StateCodec,
+    StateDecodeError, Tumbling, Window,
 };
 use zabflow_core::records::AccessEntry;
 
@@ -359,7 +359,7 @@ fn analyse(
 }
 
 /// Runs the job to the end of the input, checkpointed with `checkpoints`, writing through
-/// `sink`.
+/// `sink`, publishing its live numbers into `metrics`.
 ///
 /// # Errors
 /// What the engine's run fails with (a bad config, a panicked operator, a checkpoint or
@@ -369,6 +369,7 @@ pub fn run<Snk: Sink<AnalysisRow>>(
     input: &InputLog,
     sink: impl Fn(usize) -> Snk + Send + Sync + 'static,
     checkpoints: Checkpoints,
+    metrics: &JobMetrics,
 ) -> Outcome<Snk::Output> {
     let input = input.clone();
     let job = Job::new(config)
@@ -383,7 +384,8 @@ pub fn run<Snk: Sink<AnalysisRow>>(
         .key_by("by_dimension", Dimensioned::key)
         .window(Tumbling::of(WINDOW_MS))
         .process("analyse", analyse)
-        .sink("output", sink);
+        .sink("output", sink)
+        .observe(metrics);
     let (settings, coordinator) = checkpoints;
     job.run_checkpointed(settings, coordinator)
 }

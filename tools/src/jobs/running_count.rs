@@ -47,8 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zabflow_core::coordinator::{CompletedCheckpoint, Coordinator, SinkPosition, SourceOffset};
 use zabflow_core::engine::{
-    Emitter, Event, Job, JobConfig, KeyGroupWriter, KeyScope, KeyedProcessFunction, LogRecord,
-    Partition, Sink, SinkCommit, Source, SourceStatus, Stamped, StateDecodeError, ValueState,
+    Emitter, Event, Job, JobConfig, JobMetrics, KeyGroupWriter, KeyScope, KeyedProcessFunction,
+    LogRecord, Partition, Sink, SinkCommit, Source, SourceStatus, Stamped, StateDecodeError,
+    ValueState,
 };
 
 use super::fault::{CoordinatorObserver, ObservedCoordinator};
@@ -97,7 +98,7 @@ pub fn describe(payload: &[u8]) -> Result<String, String> {
 }
 
 /// Runs the job to the end of the input, checkpointed with `checkpoints`, writing through
-/// `sink`.
+/// `sink`, publishing its live numbers into `metrics`.
 ///
 /// # Errors
 /// What the engine's run fails with (a bad config, a panicked operator, a checkpoint or
@@ -107,6 +108,7 @@ pub fn run<Snk: Sink<KeyCount>>(
     input: &InputLog,
     sink: impl Fn(usize) -> Snk + Send + Sync + 'static,
     checkpoints: Checkpoints,
+    metrics: &JobMetrics,
 ) -> Outcome<Snk::Output> {
     let input = input.clone();
     let job = Job::new(config)
@@ -119,7 +121,8 @@ pub fn run<Snk: Sink<KeyCount>>(
         })
         .key_by("by_key", |event: &Event| event.key)
         .process("running_count", CountFunction::new)
-        .sink("output", move |shard| TimedSink { inner: sink(shard), shard, wrote: false });
+        .sink("output", move |shard| TimedSink { inner: sink(shard), shard, wrote: false })
+        .observe(metrics);
     let (settings, coordinator) = checkpoints;
     let timed: Arc<dyn Coordinator> =
         Arc::new(ObservedCoordinator::new(coordinator, Timeline::default()));

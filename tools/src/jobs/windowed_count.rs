@@ -12,7 +12,7 @@
 //! (key, window) count depends only on which records the input holds.
 
 use zabflow_core::engine::{
-    Count, Event, Job, JobConfig, LogRecord as _, Sink, Stamped, Tumbling, WindowResult,
+    Count, Event, Job, JobConfig, JobMetrics, LogRecord as _, Sink, Stamped, Tumbling, WindowResult,
 };
 use zabflow_core::records::{KeyedEvent, KEYED_EVENT_BYTES};
 
@@ -52,7 +52,7 @@ pub fn describe(payload: &[u8]) -> Result<String, String> {
 }
 
 /// Runs the job to the end of the input, checkpointed with `checkpoints`, writing through
-/// `sink`.
+/// `sink`, publishing its live numbers into `metrics`.
 ///
 /// # Errors
 /// What the engine's run fails with (a bad config, a panicked operator, a checkpoint or
@@ -63,6 +63,7 @@ pub fn run<Snk: Sink<CountResult>>(
     window_ms: u64,
     sink: impl Fn(usize) -> Snk + Send + Sync + 'static,
     checkpoints: Checkpoints,
+    metrics: &JobMetrics,
 ) -> Outcome<Snk::Output> {
     let input = input.clone();
     let job = Job::new(config)
@@ -72,7 +73,8 @@ pub fn run<Snk: Sink<CountResult>>(
         .key_by("by_key", |event: &Event| event.key)
         .window(Tumbling::of(window_ms))
         .aggregate("count", Count)
-        .sink("output", sink);
+        .sink("output", sink)
+        .observe(metrics);
     let (settings, coordinator) = checkpoints;
     job.run_checkpointed(settings, coordinator)
 }
