@@ -101,6 +101,8 @@ pub const COORD_WINDOW_SUITE: Duration = Duration::from_secs(4);
 pub const COORD_WINDOW_MAX: Duration = Duration::from_secs(3600);
 /// Open-loop rate of the default workloads, in requests per second over all sessions.
 pub const COORD_OPEN_RATE_DEFAULT: u64 = 1_000;
+/// The step of a coord series' latency timeline (`worst_latency_us_per_100ms`).
+pub const COORD_TIMELINE_STEP: Duration = Duration::from_millis(100);
 /// Largest open-loop rate accepted, in requests per second.
 pub const COORD_OPEN_RATE_MAX: u64 = 10_000_000;
 /// Load-generator threads at most; each drives a share of the sessions through one

@@ -8,7 +8,9 @@
 //! ramp ([`COORD_RAMP`] by default) and a measured window. Every op of every workload becomes a series
 //! `<op>/<N>-node/<loop>` with the target, its knobs in `params`, and extras: errors by code,
 //! the servers' CPU time per reply (`server_cpu_us_per_op`, summed over every server process
-//! of the target, from `/proc/<pid>/stat`) and the generator's. The loop part names what the
+//! of the target, from `/proc/<pid>/stat`) and the generator's, and a latency timeline (the
+//! worst latency of each 100 ms of the window, `worst_latency_us_per_100ms`: a stall shows
+//! as a run of high steps, a steady tail as noise spread over the whole window). The loop part names what the
 //! servers see: `closed/inflight=128` is closed loop with 128 requests in flight over all
 //! sessions (sessions × `--depth`, as the anchors count them), `open/rate=1000` is
 //! open loop at 1,000 requests per second.
@@ -382,7 +384,8 @@ fn push_series(
                 "server_cpu_cores",
                 json!(result.server_cpu_us.map(|us| us as f64 / 1e6 / window_s)),
             )
-            .with_extra("generator_cpu_us_per_op", json!(per_op(result.generator_cpu_us)));
+            .with_extra("generator_cpu_us_per_op", json!(per_op(result.generator_cpu_us)))
+            .with_extra("worst_latency_us_per_100ms", json!(op_result.worst_us));
         if op_result.count > 0 {
             series = series.with_histogram(&op_result.histogram);
         }

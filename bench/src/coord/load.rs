@@ -17,6 +17,7 @@ use super::cpu;
 use super::workload::{Mix, MixOp, Op, Pacing, Workload};
 use crate::constants::{
     COORD_DRAIN_TIMEOUT, COORD_GENERATOR_THREADS_MAX, COORD_POPULATE_SESSIONS_MAX,
+    COORD_TIMELINE_STEP,
 };
 use crate::error::{BenchError, Result};
 use crate::report::latency_histogram;
@@ -89,16 +90,38 @@ pub struct OpResult {
     pub count: u64,
     /// Failed replies by error name (`BadVersion`, `ConnectionLoss`, …).
     pub errors: BTreeMap<String, u64>,
+    /// The worst latency (µs) of the replies of each [`COORD_TIMELINE_STEP`] of the window,
+    /// in order: a stall shows as a run of high steps, a steady tail as noise everywhere.
+    pub worst_us: Vec<u32>,
 }
 
 impl OpResult {
     fn new() -> OpResult {
-        OpResult { histogram: latency_histogram(), count: 0, errors: BTreeMap::new() }
+        let (histogram, errors) = (latency_histogram(), BTreeMap::new());
+        OpResult { histogram, count: 0, errors, worst_us: Vec::new() }
+    }
+
+    /// Records a successful reply `since_start` into the window.
+    fn record(&mut self, since_start: Duration, latency_ns: u64) {
+        self.histogram.saturating_record(latency_ns.max(1));
+        self.count += 1;
+        let step = (since_start.as_nanos() / COORD_TIMELINE_STEP.as_nanos()) as usize;
+        if self.worst_us.len() <= step {
+            self.worst_us.resize(step + 1, 0);
+        }
+        let latency_us = u32::try_from(latency_ns / 1_000).unwrap_or(u32::MAX);
+        self.worst_us[step] = self.worst_us[step].max(latency_us);
     }
 
     fn merge(&mut self, other: &OpResult) {
         self.histogram.add(&other.histogram).expect("histograms share bounds");
         self.count += other.count;
+        if self.worst_us.len() < other.worst_us.len() {
+            self.worst_us.resize(other.worst_us.len(), 0);
+        }
+        for (mine, theirs) in self.worst_us.iter_mut().zip(&other.worst_us) {
+            *mine = (*mine).max(*theirs);
+        }
         for (name, count) in &other.errors {
             *self.errors.entry(name.clone()).or_insert(0) += count;
         }
@@ -421,8 +444,7 @@ impl<'a> Driver<'a> {
             match completion.result {
                 Ok(_) => {
                     let latency_ns = u64::try_from((now - sent.due).as_nanos()).unwrap_or(u64::MAX);
-                    result.histogram.saturating_record(latency_ns.max(1));
-                    result.count += 1;
+                    result.record(now - self.window.0, latency_ns);
                 }
                 Err(error) => *result.errors.entry(error_name(&error)).or_insert(0) += 1,
             }
