@@ -11,7 +11,8 @@
 //! in milliseconds since the Unix epoch, start there: the ring starts at 0).
 //!
 //! A bucket is a stack of chunks of [`TIMER_WHEEL_CHUNK_TIMERS`] timers, linked, and every
-//! chunk lives in one slab whose freed chunks form a free list. A `Vec` per bucket would
+//! chunk lives in one slab whose freed chunks form a free list (the links and the fill of
+//! each bucket's first chunk live apart from the timers, in small arrays that stay cached). A `Vec` per bucket would
 //! keep its capacity in each of the slots once the front had lapped them all, so the wheel
 //! would allocate (and grow) afresh in every bucket on the front's first lap: allocations,
 //! and memory, growing with the event time a job covers. Chunks go back to the free list as
@@ -33,25 +34,37 @@ const SLOT_MASK: u64 = TIMER_WHEEL_SLOTS as u64 - 1;
 /// End of a bucket's chunk list, or of the free list.
 const NIL: u32 = u32::MAX;
 
-/// Up to [`TIMER_WHEEL_CHUNK_TIMERS`] timers of one bucket, and the bucket's next chunk (or,
-/// free, the next free chunk). Only a bucket's first chunk may be partly filled, and a
-/// bucket's chunks are never empty: a chunk leaves its bucket when its last timer does.
+/// Where a bucket's timers are: its first chunk (`NIL` when the bucket is empty) and the
+/// timers in that chunk. Only the first chunk may be partly filled; the others are full, and
+/// no chunk of a bucket is empty (a chunk leaves its bucket with its last timer). Kept apart
+/// from the chunks, so that setting or expiring a timer touches this small array and one
+/// line of timers.
 #[derive(Debug, Clone, Copy)]
+struct Bucket {
+    head: u32,
+    head_len: u32,
+}
+
+const EMPTY_BUCKET: Bucket = Bucket { head: NIL, head_len: 0 };
+
+/// Timers of one bucket, on whole cache lines.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct TimerChunk {
     timers: [(u64, u32); TIMER_WHEEL_CHUNK_TIMERS],
-    len: u32,
-    next: u32,
 }
 
 /// Timers `(time, id)`, expired in time order up to a watermark.
 #[derive(Debug)]
 pub(crate) struct TimerWheel {
-    /// `heads[t % slots]` is the first chunk of the bucket holding the timers of time `t`,
-    /// for `t` in `front..front + slots` (a timer set before `front` waits in the bucket of
-    /// `front`, with its own time), or `NIL` when the bucket is empty.
-    heads: Box<[u32]>,
+    /// `buckets[t % slots]` holds the timers of time `t`, for `t` in `front..front + slots`
+    /// (a timer set before `front` waits in the bucket of `front`, with its own time).
+    buckets: Box<[Bucket]>,
     /// Every bucket's chunks, and the free ones.
     chunks: Vec<TimerChunk>,
+    /// `next[c]`: the chunk after chunk `c` in its bucket, or in the free list; `NIL` ends
+    /// either.
+    next: Vec<u32>,
     /// First free chunk, or `NIL`.
     free: u32,
     /// Timers in the buckets.
@@ -65,8 +78,9 @@ pub(crate) struct TimerWheel {
 impl TimerWheel {
     pub(crate) fn new() -> TimerWheel {
         TimerWheel {
-            heads: vec![NIL; TIMER_WHEEL_SLOTS].into_boxed_slice(),
+            buckets: vec![EMPTY_BUCKET; TIMER_WHEEL_SLOTS].into_boxed_slice(),
             chunks: Vec::new(),
+            next: Vec::new(),
             free: NIL,
             in_buckets: 0,
             overflow: BinaryHeap::new(),
@@ -87,14 +101,13 @@ impl TimerWheel {
         let at = time.max(self.front);
         if at - self.front < TIMER_WHEEL_SLOTS as u64 {
             let slot = (at & SLOT_MASK) as usize;
-            let mut head = self.heads[slot];
-            if head == NIL || self.chunks[head as usize].len as usize == TIMER_WHEEL_CHUNK_TIMERS {
-                head = self.chunk_before(head);
-                self.heads[slot] = head;
+            let mut bucket = self.buckets[slot];
+            if bucket.head == NIL || bucket.head_len as usize == TIMER_WHEEL_CHUNK_TIMERS {
+                bucket = Bucket { head: self.chunk_before(bucket.head), head_len: 0 };
             }
-            let chunk = &mut self.chunks[head as usize];
-            chunk.timers[chunk.len as usize] = (time, id);
-            chunk.len += 1;
+            self.chunks[bucket.head as usize].timers[bucket.head_len as usize] = (time, id);
+            bucket.head_len += 1;
+            self.buckets[slot] = bucket;
             self.in_buckets += 1;
         } else {
             self.overflow.push(Reverse((time, id)));
@@ -105,17 +118,15 @@ impl TimerWheel {
     /// yet seen the working set, new.
     #[cold]
     fn chunk_before(&mut self, next: u32) -> u32 {
-        let empty = TimerChunk { timers: [(0, 0); TIMER_WHEEL_CHUNK_TIMERS], len: 0, next };
         if self.free == NIL {
             assert!(self.chunks.len() < NIL as usize, "too many timer chunks");
-            self.chunks.push(empty);
+            self.chunks.push(TimerChunk { timers: [(0, 0); TIMER_WHEEL_CHUNK_TIMERS] });
+            self.next.push(next);
             (self.chunks.len() - 1) as u32
         } else {
             let index = self.free;
-            let chunk = &mut self.chunks[index as usize];
-            self.free = chunk.next;
-            chunk.len = 0;
-            chunk.next = next;
+            self.free = self.next[index as usize];
+            self.next[index as usize] = next;
             index
         }
     }
@@ -126,16 +137,19 @@ impl TimerWheel {
     pub(crate) fn pop_due(&mut self, watermark: u64) -> Option<(u64, u32)> {
         loop {
             let slot = (self.front & SLOT_MASK) as usize;
-            let head = self.heads[slot];
-            if head != NIL {
-                let chunk = &mut self.chunks[head as usize];
-                chunk.len -= 1;
-                let timer = chunk.timers[chunk.len as usize];
-                if chunk.len == 0 {
-                    self.heads[slot] = chunk.next;
-                    chunk.next = self.free;
-                    self.free = head;
+            let mut bucket = self.buckets[slot];
+            if bucket.head != NIL {
+                bucket.head_len -= 1;
+                let timer = self.chunks[bucket.head as usize].timers[bucket.head_len as usize];
+                if bucket.head_len == 0 {
+                    let emptied = bucket.head as usize;
+                    bucket.head = self.next[emptied];
+                    bucket.head_len =
+                        if bucket.head == NIL { 0 } else { TIMER_WHEEL_CHUNK_TIMERS as u32 };
+                    self.next[emptied] = self.free;
+                    self.free = emptied as u32;
                 }
+                self.buckets[slot] = bucket;
                 self.in_buckets -= 1;
                 return Some(timer);
             }
@@ -218,7 +232,7 @@ mod tests {
         due.sort();
         assert_eq!(due, (0..timers).map(|id| (7, id)).collect::<Vec<_>>());
         assert_eq!(wheel.chunks.len(), 6);
-        assert_eq!(wheel.heads.iter().filter(|&&head| head != NIL).count(), 0);
+        assert!(wheel.buckets.iter().all(|bucket| bucket.head == NIL));
     }
 
     #[test]
