@@ -10,7 +10,8 @@
 //! `up` writes the configs, starts each node with `zabflow node`, waits until it answers
 //! `ruok` (and, for an ensemble, until one node leads) and prints the connect string.
 //! `status` shows each node's mode (leader, follower, standalone) and last zxid; `down`
-//! sends SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL; `start N` starts a
+//! sends SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL and waits until the
+//! node is gone; `start N` starts a
 //! stopped node again. `--nodes 1` is a standalone server; 3 or 5 make an ensemble on
 //! loopback (`server.N=127.0.0.1:QUORUM+N-1:ELECTION+N-1` in every zoo.cfg).
 
@@ -94,7 +95,7 @@ pub fn run(command: ClusterCommand) -> Result<(), ToolError> {
         ClusterCommand::Up(args) => up(&args),
         ClusterCommand::Status(args) => status(&args.dir),
         ClusterCommand::Down(args) => down(&args.dir),
-        ClusterCommand::Kill(args) => kill(&node_dir(&args.dir.dir, args.node)),
+        ClusterCommand::Kill(args) => kill(&node_dir(&args.dir.dir, args.node), args.node),
         ClusterCommand::Start(args) => {
             let dir = node_dir(&args.dir.dir, args.node);
             start_node(&dir, args.node)?;
@@ -273,9 +274,23 @@ fn signal(pid: i32, signal: libc::c_int) {
     }
 }
 
-fn kill(node: &Path) -> Result<(), ToolError> {
+/// SIGKILLs a node and returns once it is gone (its ports free for `cluster start`).
+fn kill(node: &Path, id: u32) -> Result<(), ToolError> {
     let pid = read_pid(node).ok_or_else(|| fail(format!("no pid file in {}", node.display())))?;
+    if !alive(pid) {
+        let _ = std::fs::remove_file(node.join("pid"));
+        return Err(fail(format!("node {id} (pid {pid}) is not running")));
+    }
     signal(pid, libc::SIGKILL);
+    let deadline = Instant::now() + NODE_WAIT;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return Err(fail(format!("node {id} (pid {pid}) still runs after SIGKILL")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(node.join("pid"));
+    println!("node {id} killed");
     Ok(())
 }
 
