@@ -1,6 +1,9 @@
-//! `--live` end to end: `zabflow bench pipeline --live` with stderr piped (not a terminal)
-//! prints one plain line a second while a job runs, with every shard on it and no escape
-//! codes, and the final totals once when the job ends.
+//! `--live` end to end: `zabflow bench pipeline --live` and `zabflow job run --live` with
+//! stderr piped (not a terminal) print one plain line a second while a job runs, with every
+//! shard on it and no escape codes, and the final totals once when the job ends.
+
+mod coord;
+mod job_harness;
 
 use std::process::Command;
 
@@ -52,4 +55,38 @@ fn a_live_pipeline_run_prints_plain_lines_with_shard_rows_and_final_totals() {
     assert_eq!(cells(table[3])[..2], ["total", "200000"], "every event pulled:\n{after}");
     assert!(table[4].contains("pulled/s") && table[4].contains("on average"), "{after}");
     assert!(out.join("summary.json").is_file());
+}
+
+#[test]
+fn a_live_job_run_prints_plain_lines_between_its_progress_lines_and_final_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = coord::Node::start(&dir.path().join("node"), "");
+    let input = dir.path().join("input");
+    job_harness::generate(&input, "keyed", 30_000, 2, 100);
+    let output = dir.path().join("output");
+    // 30k records paced at 10k per second per shard: about 1.5 s of run, so a line or more.
+    let run = job_harness::zabflow()
+        .args(["job", "run", "--job", "windowed-count", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--coord", &format!("127.0.0.1:{}", node.port), "--cluster", "live"])
+        .args(["--shards", "2", "--checkpoint-interval", "200ms", "--rate", "10000", "--live"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "job failed:\n{stderr}");
+    assert!(!stderr.contains('\x1b'), "no escape codes when stderr is not a terminal:\n{stderr}");
+    let lines: Vec<&str> =
+        stderr.lines().filter(|line| line.starts_with("live windowed-count ")).collect();
+    assert!(!lines.is_empty(), "a line a second:\n{stderr}");
+    for line in &lines {
+        assert_eq!(line.split(" | ").count(), 3, "the total and two shards: {line}");
+    }
+    assert!(stderr.contains("job: "), "progress lines still print:\n{stderr}");
+    let heading = "windowed-count: final totals";
+    assert_eq!(stderr.lines().filter(|line| *line == heading).count(), 1, "{stderr}");
+    let after = stderr.split(&format!("{heading}\n")).nth(1).unwrap();
+    let total = after.lines().find(|line| line.starts_with("total")).expect("a total row");
+    assert_eq!(total.split_whitespace().nth(1), Some("30000"), "every record pulled:\n{after}");
 }
