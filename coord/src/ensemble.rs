@@ -332,7 +332,7 @@ impl crate::server::Server {
 
     fn on_role(&mut self, role: Role) {
         log_event(&format!("role: {role:?}"));
-        self.set_sync_inline(!matches!(role, Role::Leading { .. }));
+        self.set_sync_inline(matches!(role, Role::Following { .. } | Role::Syncing { .. }));
         if !role.serving() {
             let ids: Vec<u64> = self.connections.keys().copied().collect();
             for id in ids {
@@ -403,6 +403,9 @@ impl crate::server::Server {
             let bytes = crate::snapshot::serialize(&snap.tree, &snap.sessions, offset);
             crate::snapshot::write(&dir, snap.last_zxid, &bytes)?;
         }
-        self.reload()
+        self.reload()?;
+        // Only a follower rewrites its log: it appends small groups inline again.
+        self.set_sync_inline(true);
+        Ok(())
     }
 }
