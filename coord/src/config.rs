@@ -15,7 +15,7 @@
 //! warning (returned, for the caller to print), never an error; a known key with a bad value
 //! is an error naming the line. `server.N` lines and `dataDir/myid` are kept for replication.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ use crate::constants::{
     SNAP_RETAIN_COUNT_MIN, TICK_TIME_MS_DEFAULT,
 };
 use crate::error::{Error, Result};
+use crate::reconfig::ReconfigConfig;
 use crate::session_tracker::SessionConfig;
 
 /// One `server.N` line of an ensemble.
@@ -65,6 +66,10 @@ pub struct ServerConfig {
     /// Enabled four-letter words; `srvr` is always on, as in ZooKeeper.
     pub four_letter_whitelist: BTreeSet<String>,
     pub extended_types_enabled: bool,
+    /// `reconfigEnabled`: reconfig requests are checked (zabflow still makes no change).
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: what a reconfig may leave, as in ZooKeeper (one voter or two).
+    pub standalone_enabled: bool,
     pub packet_bytes_max: usize,
     pub container_check_interval_ms: u64,
     pub super_digest: Option<String>,
@@ -98,6 +103,8 @@ impl Default for ServerConfig {
             purge_interval_hours: 0,
             four_letter_whitelist: BTreeSet::from(["srvr".to_owned()]),
             extended_types_enabled: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
             packet_bytes_max: PACKET_BYTES_MAX_DEFAULT,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             super_digest: None,
@@ -203,6 +210,8 @@ impl ServerConfig {
             "autopurge.purgeInterval" => self.purge_interval_hours = number(line, key, value)?,
             "4lw.commands.whitelist" => self.four_letter_whitelist = whitelist(value),
             "extendedTypesEnabled" => self.extended_types_enabled = boolean(line, key, value)?,
+            "reconfigEnabled" => self.reconfig_enabled = boolean(line, key, value)?,
+            "standaloneEnabled" => self.standalone_enabled = boolean(line, key, value)?,
             "jute.maxbuffer" | "juteMaxBuffer" => self.packet_bytes_max = max_buffer(line, value)?,
             "znode.container.checkIntervalMs" => {
                 self.container_check_interval_ms = number(line, key, value)?;
@@ -234,6 +243,54 @@ impl ServerConfig {
             )));
         }
         Ok(())
+    }
+
+    /// What reconfig requests are checked against: `reconfigEnabled` and, for an ensemble,
+    /// each member and whether it votes (a standalone server has no members).
+    #[must_use]
+    pub fn reconfig_config(&self) -> ReconfigConfig {
+        let members = if self.peers.len() > 1 {
+            let votes = |peer: &PeerConfig| !peer.rest.trim_start().starts_with("observer");
+            self.peers.iter().map(|peer| (peer.id, votes(peer))).collect()
+        } else {
+            BTreeMap::new()
+        };
+        let voters_min = if self.standalone_enabled { 2 } else { 1 };
+        ReconfigConfig { enabled: self.reconfig_enabled, members, voters_min }
+    }
+
+    /// An ensemble's `/zookeeper/config` text, as ZooKeeper's `QuorumMaj.toString` writes it:
+    /// `server.N=host:quorum:election:role[;clientHost:clientPort]` lines by id, then
+    /// `version=<hex>`. `None` for a standalone server (its config node stays empty).
+    #[must_use]
+    pub fn dynamic_config_text(&self, version: i64) -> Option<String> {
+        if self.peers.len() < 2 {
+            return None;
+        }
+        let mut peers: Vec<&PeerConfig> = self.peers.iter().collect();
+        peers.sort_by_key(|peer| peer.id);
+        let mut text = String::new();
+        for peer in peers {
+            let (role, client) = peer.rest.split_once(';').unwrap_or((&peer.rest, ""));
+            let role = if role.trim() == "observer" { "observer" } else { "participant" };
+            let _ = write!(
+                text,
+                "server.{}={}:{}:{}:{role}",
+                peer.id, peer.host, peer.quorum_port, peer.election_port
+            );
+            match client.trim() {
+                "" => {}
+                client if client.contains(':') => {
+                    let _ = write!(text, ";{client}");
+                }
+                port => {
+                    let _ = write!(text, ";0.0.0.0:{port}");
+                }
+            }
+            text.push('\n');
+        }
+        let _ = write!(text, "version={version:x}");
+        Some(text)
     }
 
     /// The session settings of this config.

@@ -341,7 +341,7 @@ fn split(path: &str) -> Option<(&str, &str)> {
 
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` (open) and `/zookeeper/config`
-    /// (read-only), all with zero stats and empty data.
+    /// (read-only, aversion -1), all with zero stats and empty data.
     #[must_use]
     pub fn new() -> Self {
         let mut tree = DataTree {
@@ -364,12 +364,27 @@ impl DataTree {
         ];
         for (path, node_acl) in system {
             let acl_id = tree.acls.acquire(node_acl);
-            tree.insert(path, DataNode::new(Some(&[]), acl_id, StatPersisted::default()));
+            // ZooKeeper's `addConfigNode` sets the config node's ACL with version -1, so
+            // its aversion reads -1 on every server.
+            let aversion = if path == CONFIG_PATH { -1 } else { 0 };
+            let stat = StatPersisted { aversion, ..StatPersisted::default() };
+            tree.insert(path, DataNode::new(Some(&[]), acl_id, stat));
             if let Some((parent, name)) = split(path).filter(|_| path != "/") {
                 tree.stored_mut(parent).expect("parent").add_child(name);
             }
         }
         tree
+    }
+
+    /// `initConfigInZKDatabase`: an ensemble's `/zookeeper/config` holds its membership,
+    /// written outside the txn log as ZooKeeper writes it (mzxid the configuration's
+    /// version, version -1, every server with its own mtime).
+    pub fn set_config(&mut self, data: &[u8], version_zxid: i64, time_ms: i64) {
+        let node = self.stored_mut(CONFIG_PATH).expect("a tree always has its config node");
+        node.data = Some(Box::from(data));
+        node.stat.mzxid = version_zxid;
+        node.stat.mtime = time_ms;
+        node.stat.version = -1;
     }
 
     /// The node at `path` (`""` is the root, as in ZooKeeper's node map).

@@ -32,6 +32,7 @@
 //! multi       each op in order; on the first failure the multi's own changes are rolled
 //!             back, that op becomes ErrorTxn(code) and every later op
 //!             ErrorTxn(RuntimeInconsistency); earlier ops keep their txns
+//! reconfig    always an error txn, in the order of [`crate::reconfig`]
 //! ```
 //!
 //! Version -1 matches any version. Two deliberate differences from 3.8.0, both fixes that
@@ -43,7 +44,7 @@ use std::collections::{HashMap, VecDeque};
 
 use zabflow_net::jute::{
     CheckVersionRequest, CreateMode, DeleteRequest, ErrorCode, Id, MultiOp, MultiRequest, OpCode,
-    Perms, Request, SetACLRequest, SetDataRequest, ACL,
+    Perms, ReconfigRequest, Request, SetACLRequest, SetDataRequest, ACL,
 };
 use zabflow_net::path::validate_path;
 
@@ -53,16 +54,19 @@ use crate::constants::{
 };
 use crate::data_tree::{DataTree, StatPersisted};
 use crate::ephemeral_type::EphemeralType;
+use crate::reconfig::{self, ReconfigConfig};
 use crate::txn::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateTTLTxn, CreateTxn, DeleteTxn,
     ErrorTxn, SetACLTxn, SetDataTxn, Txn, TxnHeader,
 };
 
 /// Server settings the preparer needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PrepConfig {
     /// zoo.cfg `extendedTypesEnabled`: TTL nodes are refused (Unimplemented) without it.
     pub extended_types_enabled: bool,
+    /// What a reconfig request is checked against (it always gets an error txn).
+    pub reconfig: ReconfigConfig,
 }
 
 /// Who asks, and the zxid and time the txn gets.
@@ -179,6 +183,7 @@ impl Prep {
             Request::DeleteContainer(delete) => {
                 self.prep_delete_container(tree, context, &delete.path)
             }
+            Request::Reconfig(reconfig) => Err(self.prep_reconfig(tree, context, reconfig)),
             _ => self.prep_op(tree, context, write_op(request)?),
         };
         let txn = txn.unwrap_or_else(|code| Txn::Error(ErrorTxn { err: code.code() }));
@@ -474,6 +479,16 @@ impl Prep {
         Ok(Txn::DeleteContainer(DeleteTxn { path: path.to_owned() }))
     }
 
+    fn prep_reconfig(
+        &self,
+        tree: &DataTree,
+        context: &RequestContext<'_>,
+        request: &ReconfigRequest,
+    ) -> ErrorCode {
+        let config_acl = self.record(tree, CONFIG_PATH).map(|node| node.acl).unwrap_or_default();
+        reconfig::check(&self.config.reconfig, request, &config_acl, context.auth_ids)
+    }
+
     fn prep_set_data(
         &mut self,
         tree: &DataTree,
@@ -617,7 +632,7 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
-            let config = PrepConfig { extended_types_enabled: true };
+            let config = PrepConfig { extended_types_enabled: true, ..PrepConfig::default() };
             Harness {
                 tree: DataTree::new(),
                 prep: Prep::new(config),
@@ -821,7 +836,7 @@ mod tests {
             );
         }
         let mut off = Harness::new();
-        off.prep = Prep::new(PrepConfig { extended_types_enabled: false });
+        off.prep = Prep::new(PrepConfig::default());
         assert_eq!(off.err(&ttl("/t", 5, 100)), E::Unimplemented.code());
         // `auth` expands to the session's digest ids; the superuser passes every check.
         h.auth = acl::authenticate("digest", b"bob:pw", Some(&acl::generate_digest("bob:pw")))

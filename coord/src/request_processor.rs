@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! route(request) = write   create* delete setData setACL multi deleteContainer closeSession
-//!                          → Prep::prepare → txn log → DataTree::apply → reply
+//!                          reconfig → Prep::prepare → txn log → DataTree::apply → reply
 //!                | auth    answered at once (xid -4); a refused scheme closes the connection
 //!                | connect createSession: a protocol error on an open session
 //!                | read    everything else, answered from the tree once the session's earlier
@@ -46,6 +46,7 @@ pub fn route(request: &Request) -> Route {
         | Request::SetAcl(_)
         | Request::Multi(_)
         | Request::DeleteContainer(_)
+        | Request::Reconfig(_)
         | Request::CloseSession => Route::Write,
         Request::Auth(_) => Route::Auth,
         Request::CreateSession(_) => Route::Connect,
@@ -139,7 +140,6 @@ pub fn serve_read(
                 })
                 .collect(),
         })),
-        Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
         _ => Err(ErrorCode::Unimplemented),
     };
     reply(result)

@@ -191,6 +191,15 @@ struct Recovered {
     recent: VecDeque<crate::zab::Entry>,
 }
 
+/// An ensemble's membership into `/zookeeper/config` (a standalone server leaves it empty),
+/// with the version a configuration no reconfig has changed has.
+fn set_dynamic_config(tree: &mut DataTree, config: &ServerConfig, now_ms: i64) {
+    let version = crate::reconfig::CONFIG_VERSION_INITIAL;
+    if let Some(text) = config.dynamic_config_text(version) {
+        tree.set_config(text.as_bytes(), version, now_ms);
+    }
+}
+
 fn recover(config: &ServerConfig, keep_recent: usize) -> Result<Recovered> {
     let loaded = snapshot::load_newest(&config.snapshot_dir(), &mut |w| log_event(&w))?;
     let (mut tree, mut sessions, offset, after) = match loaded {
@@ -286,7 +295,12 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("register listener", &e))?;
         let local_address = listener.local_addr().map_err(|e| Error::io("local address", &e))?;
-        let prep_config = PrepConfig { extended_types_enabled: config.extended_types_enabled };
+        let mut tree = tree;
+        set_dynamic_config(&mut tree, &config, clock.now_ms());
+        let prep_config = PrepConfig {
+            extended_types_enabled: config.extended_types_enabled,
+            reconfig: config.reconfig_config(),
+        };
         let mut server = Server {
             decoder: FrameDecoder::new(config.packet_bytes_max),
             poll,
@@ -624,6 +638,7 @@ impl Server {
     pub(crate) fn reload(&mut self) -> Result<()> {
         let recovered = recover(&self.config, 0)?;
         self.tree = recovered.tree;
+        set_dynamic_config(&mut self.tree, &self.config, self.clock.now_ms());
         self.sessions = recovered.sessions;
         self.log_offset_end = recovered.log.next_offset();
         self.durable_groups.clear();

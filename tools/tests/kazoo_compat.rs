@@ -182,3 +182,43 @@ fn a_client_moves_to_another_server_and_keeps_its_session() {
         .collect();
     run_failover("ZooKeeper 3.8 3-node ensemble", &zookeeper.connect_string(), &pids);
 }
+
+/// The reconfig script against `hosts` (`mode` is "ensemble" or "standalone").
+fn run_reconfig(name: &str, hosts: &str, mode: &str) {
+    let kazoo = Kazoo::ensure().unwrap_or_else(|error| panic!("kazoo is needed: {error}"));
+    let source = format!(
+        "{PRELUDE}\nROOT = \"/reconfig\"\nRECONFIG_MODE = \"{mode}\"\n{}",
+        include_str!("kazoo_compat/reconfig.py")
+    );
+    let output = kazoo
+        .run_script(hosts, &source)
+        .unwrap_or_else(|error| panic!("reconfig against {name} failed:\n{error}"));
+    assert!(output.ends_with("done\n"), "reconfig against {name} stopped early:\n{output}");
+}
+
+#[test]
+fn reconfig_is_refused_with_zookeepers_error_codes() {
+    const RECONFIG: &str = "4lw.commands.whitelist=*\nreconfigEnabled=true";
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let extra = format!("{RECONFIG}\nstandaloneEnabled=false");
+    let ensemble = Ensemble::start(dir.path(), 3, &extra);
+    run_reconfig("zabflow 3-node ensemble", &ensemble.hosts(), "ensemble");
+    drop(ensemble);
+    let node = Node::start(dir.path(), RECONFIG);
+    run_reconfig("zabflow", &format!("127.0.0.1:{}", node.port), "standalone");
+    drop(node);
+    let enabled = || real_zookeeper::ZooKeeperOptions {
+        extra_config: vec![("reconfigEnabled".into(), "true".into())],
+        ..real_zookeeper::ZooKeeperOptions::default()
+    };
+    let zookeeper = real_zookeeper::RealZooKeeper::start_with(real_zookeeper::ZooKeeperOptions {
+        nodes: 3,
+        ..enabled()
+    })
+    .unwrap_or_else(|error| panic!("a real ZooKeeper ensemble is needed: {error}"));
+    run_reconfig("ZooKeeper 3.8 3-node ensemble", &zookeeper.connect_string(), "ensemble");
+    drop(zookeeper);
+    let zookeeper = real_zookeeper::RealZooKeeper::start_with(enabled())
+        .unwrap_or_else(|error| panic!("a real ZooKeeper is needed: {error}"));
+    run_reconfig("ZooKeeper 3.8", &zookeeper.connect_string(), "standalone");
+}
