@@ -430,7 +430,8 @@ impl Ensemble {
         })
     }
 
-    /// Every znode's data and stat as node `id` has them (after a `sync`).
+    /// Every znode's data and stat as node `id` has them (after a `sync`), but for the
+    /// server-local `/zookeeper/config`.
     pub fn dump(&self, id: u64) -> Tree {
         let client = self.client_of(id);
         client.sync("/").expect("sync");
@@ -443,7 +444,11 @@ impl Ensemble {
                 let prefix = if path == "/" { "" } else { path.as_str() };
                 pending.push(format!("{prefix}/{child}"));
             }
-            tree.insert(path, (data, stat));
+            // Each server writes its membership into /zookeeper/config with its own mtime
+            // (as ZooKeeper does), so that node is no replicated state to compare.
+            if path != "/zookeeper/config" {
+                tree.insert(path, (data, stat));
+            }
         }
         let _ = client.close();
         tree
