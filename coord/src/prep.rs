@@ -1133,6 +1133,9 @@ mod tests {
                     && !has_children(model, path);
                 if ok {
                     model.remove(path);
+                    // A node created again under this path counts its sequential children
+                    // from 0 again (the counter lives in the parent node, as ZooKeeper's).
+                    model.remove(&format!("\u{0}{path}"));
                 }
                 ok
             }
