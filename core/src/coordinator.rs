@@ -13,6 +13,9 @@
 //!                                                    data: the contender's address (UTF-8).
 //!                                                    The lowest sequence leads.
 //! /zabflow/<cluster>/workers/<id>                    ephemeral; data: the worker's address
+//! /zabflow/<cluster>/jobs/<job>/spec                 persistent; data: a job submitted to the
+//!                                                    cluster's workers (`zabflow job submit`:
+//!                                                    what to run and its state), text
 //! /zabflow/<cluster>/jobs/<job>/checkpoint-counter   persistent; data: the next epoch, decimal
 //!                                                    ASCII, drawn by compare-and-set on version
 //! /zabflow/<cluster>/jobs/<job>/checkpoints/<epoch:019>
@@ -409,6 +412,21 @@ impl ZnodeLayout {
         Ok(format!("{}/jobs/{job}", self.root))
     }
 
+    /// `/zabflow/<cluster>/jobs`: the parent of every job's znodes.
+    #[must_use]
+    pub fn jobs(&self) -> String {
+        format!("{}/jobs", self.root)
+    }
+
+    /// `/zabflow/<cluster>/jobs/<job>/spec`: a job submitted to the cluster's workers (what
+    /// to run, and how far it got).
+    ///
+    /// # Errors
+    /// As [`ZnodeLayout::job`].
+    pub fn job_spec(&self, job: &str) -> CoordinatorResult<String> {
+        Ok(format!("{}/spec", self.job(job)?))
+    }
+
     /// `/zabflow/<cluster>/jobs/<job>/checkpoint-counter`.
     ///
     /// # Errors
@@ -667,6 +685,8 @@ mod tests {
             layout.checkpoint_counter("wc").unwrap(),
             "/zabflow/prod-1/jobs/wc/checkpoint-counter"
         );
+        assert_eq!(layout.jobs(), "/zabflow/prod-1/jobs");
+        assert_eq!(layout.job_spec("wc").unwrap(), "/zabflow/prod-1/jobs/wc/spec");
         assert_eq!(
             layout.checkpoint("wc", 42).unwrap(),
             "/zabflow/prod-1/jobs/wc/checkpoints/0000000000000000042"

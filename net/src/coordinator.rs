@@ -45,7 +45,7 @@ use crate::client::{
 use crate::error::ZkError;
 use crate::jute::{
     CheckVersionRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, EventType,
-    KeeperState, MultiOp, MultiResult, ACL,
+    KeeperState, MultiOp, MultiResult, SetDataRequest, ACL,
 };
 
 /// Attempts of one call that keeps failing with a connection loss.
@@ -367,6 +367,90 @@ impl ZkCoordinator {
 enum FencedOutcome {
     Done,
     Failed(ErrorCode),
+}
+
+/// A job submitted to a cluster's workers: its `spec` znode's data and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpecZnode {
+    /// The job's name (its znode under `jobs`).
+    pub job: String,
+    /// The spec's bytes (the tools' text format; opaque here).
+    pub data: Vec<u8>,
+    /// The znode's data version, for compare-and-set updates.
+    pub version: i32,
+}
+
+/// Job submission: `jobs/<job>/spec` znodes that `zabflow job submit` writes and the
+/// cluster's leading worker runs and updates. Not part of the engine's [`Coordinator`]: the
+/// engine runs one job; what to run is the tools' business.
+impl ZkCoordinator {
+    /// Submits `job` with `spec` (creating or replacing its spec znode; any session may).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a bad job name; the service's errors, mapped.
+    pub fn put_job_spec(&self, job: &str, spec: &[u8]) -> CoordinatorResult<()> {
+        let path = self.layout.job_spec(job)?;
+        self.ensure_path(&self.layout.job(job)?)?;
+        let created =
+            retry(&path, || self.client.create(&path, spec, &open_acl(), CreateMode::Persistent));
+        match created {
+            Ok(_) => Ok(()),
+            Err(ZkError::Code(ErrorCode::NodeExists)) => {
+                retry(&path, || self.client.set_data(&path, spec, VERSION_ANY))
+                    .map(|_| ())
+                    .map_err(|error| map_error(&path, &error))
+            }
+            Err(error) => Err(map_error(&path, &error)),
+        }
+    }
+
+    /// Every job that has a spec, in name order.
+    ///
+    /// # Errors
+    /// The service's errors, mapped.
+    pub fn job_specs(&self) -> CoordinatorResult<Vec<JobSpecZnode>> {
+        let parent = self.layout.jobs();
+        let mut jobs = match retry(&parent, || self.client.get_children(&parent, false)) {
+            Ok(jobs) => jobs,
+            Err(ZkError::Code(ErrorCode::NoNode)) => return Ok(Vec::new()),
+            Err(error) => return Err(map_error(&parent, &error)),
+        };
+        jobs.sort();
+        let mut specs = Vec::new();
+        for job in jobs {
+            let Ok(path) = self.layout.job_spec(&job) else { continue };
+            match retry(&path, || self.client.get_data(&path, false)) {
+                Ok((data, stat)) => specs.push(JobSpecZnode { job, data, version: stat.version }),
+                // A job with checkpoints but no spec (run by `job run`), or one just removed.
+                Err(ZkError::Code(ErrorCode::NoNode)) => {}
+                Err(error) => return Err(map_error(&path, &error)),
+            }
+        }
+        Ok(specs)
+    }
+
+    /// As the leader: replaces `job`'s spec if its version is still `version` (`Ok(false)`
+    /// when it moved: someone resubmitted the job), fenced like a checkpoint record so a
+    /// deposed leader cannot write.
+    ///
+    /// # Errors
+    /// `NotLeader` unless this contender leads; the service's errors, mapped.
+    pub fn update_job_spec(&self, job: &str, spec: &[u8], version: i32) -> CoordinatorResult<bool> {
+        let path = self.layout.job_spec(job)?;
+        let candidate = self.require_leadership()?;
+        let set = MultiOp::SetData(SetDataRequest {
+            path: path.clone(),
+            data: Some(spec.to_vec()),
+            version,
+        });
+        match self.fenced_multi(&candidate, vec![set])? {
+            FencedOutcome::Done => Ok(true),
+            FencedOutcome::Failed(ErrorCode::BadVersion | ErrorCode::NoNode) => Ok(false),
+            FencedOutcome::Failed(code) => {
+                Err(CoordinatorError::Service(format!("{path}: {code:?}")))
+            }
+        }
+    }
 }
 
 impl Coordinator for ZkCoordinator {

@@ -5,6 +5,7 @@
 //! DIR/node<N>/data       its dataDir (myid, snapshots, txn log)
 //! DIR/node<N>/node.log   its stderr
 //! DIR/node<N>/pid        the running process, removed by `down`
+//! DIR/worker<N>/          a stream worker (`zabflow worker`): worker.log, pid, its state
 //! ```
 //!
 //! `up` writes the configs, starts each node with `zabflow node`, waits until it answers
@@ -13,7 +14,10 @@
 //! sends SIGTERM (SIGKILL after a grace period); `kill N` sends SIGKILL and waits until the
 //! node is gone; `start N` starts a
 //! stopped node again. `--nodes 1` is a standalone server; 3 or 5 make an ensemble on
-//! loopback (`server.N=127.0.0.1:QUORUM+N-1:ELECTION+N-1` in every zoo.cfg).
+//! loopback (`server.N=127.0.0.1:QUORUM+N-1:ELECTION+N-1` in every zoo.cfg). `up` also
+//! starts `--workers` stream workers (default 1) of the cluster `default` on the ensemble,
+//! which run the jobs `zabflow job submit` hands them; `status` lists them and `down`
+//! stops them before the nodes.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +39,7 @@ pub enum ClusterCommand {
     Up(UpArgs),
     /// Show each node's `srvr` answer.
     Status(DirArgs),
-    /// Stop every node (SIGTERM, then SIGKILL after 15 s).
+    /// Stop every worker and node (SIGTERM, then SIGKILL after 15 s).
     Down(DirArgs),
     /// SIGKILL node N.
     Kill(NodeArgs),
@@ -71,6 +75,10 @@ pub struct UpArgs {
     /// zoo.cfg tickTime in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub tick_ms: u32,
+    /// Stream workers (`zabflow worker`, cluster `default`) started on the ensemble: one
+    /// leads and runs submitted jobs, the others stand by.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
 }
 
 /// A node of the cluster.
@@ -152,8 +160,34 @@ fn up(args: &UpArgs) -> Result<(), ToolError> {
     }
     let hosts: Vec<String> =
         (1..=args.nodes).map(|id| format!("127.0.0.1:{}", port(args.port, id))).collect();
-    println!("{}", hosts.join(","));
+    let connect_string = hosts.join(",");
+    for id in 1..=args.workers {
+        start_worker(&dir.join(format!("worker{id}")), id, &connect_string)?;
+    }
+    println!("{connect_string}");
     Ok(())
+}
+
+/// Starts stream worker `id` in `dir` on the ensemble at `connect_string`.
+fn start_worker(dir: &Path, id: u32, connect_string: &str) -> Result<(), ToolError> {
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let log_path = dir.join("worker.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| fail(format!("open {}: {e}", log_path.display())))?;
+    let child = Command::new(exe)
+        .args(["worker", "--coord", connect_string, "--worker-id", &format!("worker{id}")])
+        .arg("--state-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| fail(format!("start worker {id}: {e}")))?;
+    write_file(&dir.join("pid"), &format!("{}\n", child.id()))
 }
 
 /// Waits until a node of the ensemble says it leads.
@@ -231,13 +265,18 @@ fn start_node(node: &Path, id: u32) -> Result<(), ToolError> {
 }
 
 fn nodes(dir: &Path) -> Vec<(u32, PathBuf)> {
+    members(dir, "node")
+}
+
+/// The `<prefix><N>` directories of the cluster, by N.
+fn members(dir: &Path, prefix: &str) -> Vec<(u32, PathBuf)> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            Some((name.strip_prefix("node")?.parse().ok()?, entry.path()))
+            Some((name.strip_prefix(prefix)?.parse().ok()?, entry.path()))
         })
         .collect();
     found.sort();
@@ -262,6 +301,15 @@ fn status(dir: &Path) -> Result<(), ToolError> {
             }
             (Some(pid), Err(error)) => println!("node {id} (pid {pid}) {address}: {error}"),
             (None, _) => println!("node {id} {address}: down"),
+        }
+    }
+    for (id, worker) in members(dir, "worker") {
+        match read_pid(&worker).filter(|&pid| alive(pid)) {
+            Some(pid) => println!(
+                "worker {id} (pid {pid}): running; log {}",
+                worker.join("worker.log").display()
+            ),
+            None => println!("worker {id}: down"),
         }
     }
     Ok(())
@@ -295,7 +343,9 @@ fn kill(node: &Path, id: u32) -> Result<(), ToolError> {
 }
 
 fn down(dir: &Path) -> Result<(), ToolError> {
-    for (id, node) in nodes(dir) {
+    let workers = members(dir, "worker").into_iter().map(|(id, path)| ("worker", id, path));
+    let nodes = nodes(dir).into_iter().map(|(id, path)| ("node", id, path));
+    for (kind, id, node) in workers.chain(nodes) {
         let Some(pid) = read_pid(&node) else { continue };
         if alive(pid) {
             signal(pid, libc::SIGTERM);
@@ -306,7 +356,7 @@ fn down(dir: &Path) -> Result<(), ToolError> {
             if alive(pid) {
                 signal(pid, libc::SIGKILL);
             }
-            println!("node {id} stopped");
+            println!("{kind} {id} stopped");
         }
         let _ = std::fs::remove_file(node.join("pid"));
     }

@@ -63,8 +63,10 @@ pub const OUTPUT_MARKER_FIRST_LINE: &str = "zabflow-job-output 1";
 pub enum JobCommand {
     /// Run a job under the coordination service (a second process is a standby).
     Run(RunArgs),
-    /// Print a job's leader, workers and completed checkpoints.
+    /// Print a job's leader, workers, submission state and completed checkpoints.
     Status(StatusArgs),
+    /// Submit a job to the cluster's workers (`zabflow worker`); the leading one runs it.
+    Submit(crate::worker::SubmitArgs),
 }
 
 /// The shipped jobs.
@@ -122,19 +124,23 @@ pub struct CoordArgs {
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
+/// What a job run does: the job, its input and output, and its checkpointing. The same
+/// arguments on `job run` and `job submit`; a submitted job's spec znode holds them.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct JobSpec {
     /// The job to run.
     #[arg(long, value_enum)]
     pub job: JobKind,
+    /// The job's name in the coordination service (its checkpoints and state files are kept
+    /// under it; default: the job's kind).
+    #[arg(long)]
+    pub name: Option<String>,
     /// The input log (written by `zabflow log gen`).
     #[arg(long)]
     pub input: PathBuf,
     /// The output directory (created if missing).
     #[arg(long)]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub coord: CoordArgs,
     /// Shards (pinned threads).
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
@@ -156,6 +162,25 @@ pub struct RunArgs {
     /// Replay the input at most this many records per second per shard (0: unpaced).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+}
+
+impl JobSpec {
+    /// The job's name in the coordination service.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.job.name())
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| self.output.join("state"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: JobSpec,
+    #[command(flatten)]
+    pub coord: CoordArgs,
     /// This process's worker id (default: job-<pid>). A worker id names one process at a
     /// time: a process started with the id of an earlier one ends that one's coordination
     /// session at once (credentials kept in the state directory) instead of waiting for it
@@ -186,6 +211,7 @@ pub fn run(command: JobCommand) -> Result<(), ToolError> {
     match command {
         JobCommand::Run(args) => run_job(&args),
         JobCommand::Status(args) => status(&args),
+        JobCommand::Submit(args) => crate::worker::submit(&args),
     }
 }
 
@@ -240,7 +266,7 @@ pub fn connect(args: &CoordArgs) -> Result<Arc<ZkCoordinator>, ToolError> {
     }
 }
 
-fn coordinator_error(what: &str, error: CoordinatorError) -> ToolError {
+pub fn coordinator_error(what: &str, error: CoordinatorError) -> ToolError {
     match error {
         CoordinatorError::Unavailable(_) => {
             ToolError::CoordinationUnavailable(format!("{what}: {error}"))
@@ -250,91 +276,134 @@ fn coordinator_error(what: &str, error: CoordinatorError) -> ToolError {
 }
 
 /// Checks the arguments that need no coordination service, before connecting.
-fn check_run_args(args: &RunArgs) -> Result<(), ToolError> {
-    if args.shards == 0 || args.shards > zabflow_core::constants::SHARDS_MAX {
+pub fn check_spec(spec: &JobSpec) -> Result<(), ToolError> {
+    if spec.shards == 0 || spec.shards > zabflow_core::constants::SHARDS_MAX {
         return Err(fail(format!(
             "--shards {} out of 1..={}",
-            args.shards,
+            spec.shards,
             zabflow_core::constants::SHARDS_MAX
         )));
     }
-    if args.checkpoint_interval.is_zero() || args.checkpoint_timeout.is_zero() {
+    if spec.checkpoint_interval.is_zero() || spec.checkpoint_timeout.is_zero() {
         return Err(fail("--checkpoint-interval and --checkpoint-timeout must be above 0"));
     }
-    if args.keep == 0 {
+    if spec.keep == 0 {
         return Err(fail("--keep must be at least 1 (the latest checkpoint is needed to resume)"));
     }
-    if args.window.as_millis() == 0 {
+    if spec.window.as_millis() == 0 {
         return Err(fail("--window must be at least 1ms"));
     }
-    crate::jobs::input::check_manifest(&args.input, args.job.input_kind())?;
+    zabflow_core::coordinator::validate_name("--name", spec.name())
+        .map_err(|error| fail(error.to_string()))?;
+    crate::jobs::input::check_manifest(&spec.input, spec.job.input_kind())?;
     Ok(())
 }
 
 fn run_job(args: &RunArgs) -> Result<(), ToolError> {
-    check_run_args(args)?;
+    check_spec(&args.spec)?;
     fault::arm(FaultPlan::from_env().map_err(fail)?);
     let coordinator = connect(&args.coord)?;
     let worker_id = args.worker_id.clone().unwrap_or_else(|| format!("job-{}", std::process::id()));
     if args.worker_id.is_some() {
-        take_over_worker_id(args, &worker_id, &coordinator)?;
+        take_over_worker_id(&args.spec.state_dir(), &args.coord, &worker_id, &coordinator)?;
     }
-    coordinator
-        .register_worker(&worker_id, &worker_id)
-        .map_err(|error| coordinator_error("register worker", error))?;
-    coordinator.campaign(&worker_id).map_err(|error| coordinator_error("campaign", error))?;
-    await_leadership(coordinator.as_ref(), &worker_id)?;
+    join_and_lead(&coordinator, &worker_id, &args.coord.cluster)?;
     progress(&format!(
         "{worker_id} leads cluster {}; running {}",
         args.coord.cluster,
-        args.job.name()
+        args.spec.name()
     ));
-    let input = InputLog::open(&args.input, args.job.input_kind())?.paced(Some(args.rate));
-    prepare_output(&args.output, args.job)?;
-    let mut settings = CheckpointSettings::new(args.job.name(), &state_dir(args));
-    settings.interval = args.checkpoint_interval;
-    settings.timeout = args.checkpoint_timeout;
-    settings.keep = args.keep;
-    settings.address = worker_id;
-    settings.coordination_retry_max = args.coord.connect_timeout;
-    let observed: Arc<dyn Coordinator> =
-        Arc::new(ObservedCoordinator::new(coordinator.clone(), fault::Progress));
     let started = Instant::now();
-    let metrics = JobMetrics::new(args.shards);
-    let live = match args.live {
-        true => Some(
-            LiveView::start(args.job.name(), &metrics)
-                .map_err(|error| fail(format!("cannot start the live view: {error}")))?,
-        ),
-        false => None,
-    };
-    let config = JobConfig::new(args.shards);
-    let summary = run_checkpointed(args, config, &input, (settings, observed), &metrics);
-    if let Some(live) = live {
-        live.finish();
-    }
-    let summary = summary?;
+    let summary = run_leading(&args.spec, &coordinator, &worker_id, &args.coord, args.live)?;
     progress(&format!("finished in {:.3} s: {summary}", started.elapsed().as_secs_f64()));
     let _ = coordinator.close();
     Ok(())
 }
 
+/// Registers `worker_id`, enters the cluster's leader election and waits until it leads.
+pub fn join_and_lead(
+    coordinator: &ZkCoordinator,
+    worker_id: &str,
+    cluster: &str,
+) -> Result<(), ToolError> {
+    coordinator
+        .register_worker(worker_id, worker_id)
+        .map_err(|error| coordinator_error("register worker", error))?;
+    coordinator.campaign(worker_id).map_err(|error| coordinator_error("campaign", error))?;
+    let mut said = false;
+    loop {
+        match coordinator.await_leadership(LEADERSHIP_POLL) {
+            Ok(()) => return Ok(()),
+            Err(CoordinatorError::Timeout(..)) => {}
+            Err(error) => return Err(coordinator_error("leader election", error)),
+        }
+        if matches!(coordinator.session_state(), SessionState::Expired | SessionState::Closed) {
+            return Err(fail("the coordination session ended while waiting for leadership"));
+        }
+        if !said {
+            let leader = coordinator.leader_address().ok().flatten().unwrap_or_default();
+            progress(&format!("{worker_id} is a standby in cluster {cluster}; {leader} leads"));
+            said = true;
+        }
+    }
+}
+
+/// Runs `spec` to the end of its input as the cluster's leader, resuming from its latest
+/// checkpoint; returns a one-line summary.
+///
+/// # Errors
+/// A missing input, another job's output directory, failures of the job (among them a lost
+/// leadership: a deposed leader cannot record checkpoints).
+pub fn run_leading(
+    spec: &JobSpec,
+    coordinator: &Arc<ZkCoordinator>,
+    worker_id: &str,
+    coord: &CoordArgs,
+    live: bool,
+) -> Result<String, ToolError> {
+    let input = InputLog::open(&spec.input, spec.job.input_kind())?.paced(Some(spec.rate));
+    prepare_output(&spec.output, spec.job)?;
+    let mut settings = CheckpointSettings::new(spec.name(), &spec.state_dir());
+    settings.interval = spec.checkpoint_interval;
+    settings.timeout = spec.checkpoint_timeout;
+    settings.keep = spec.keep;
+    settings.address = worker_id.to_owned();
+    settings.coordination_retry_max = coord.connect_timeout;
+    let observed: Arc<dyn Coordinator> =
+        Arc::new(ObservedCoordinator::new(coordinator.clone(), fault::Progress));
+    let metrics = JobMetrics::new(spec.shards);
+    let live = match live {
+        true => Some(
+            LiveView::start(spec.name(), &metrics)
+                .map_err(|error| fail(format!("cannot start the live view: {error}")))?,
+        ),
+        false => None,
+    };
+    let config = JobConfig::new(spec.shards);
+    let summary = run_checkpointed(spec, config, &input, (settings, observed), &metrics);
+    if let Some(live) = live {
+        live.finish();
+    }
+    summary
+}
+
 /// Ends the coordination session of the previous process that ran as `worker_id` (its
 /// credentials are in the state directory), then saves this process's credentials there
 /// before it registers, so its own successor can do the same.
-fn take_over_worker_id(
-    args: &RunArgs,
+pub fn take_over_worker_id(
+    state_dir: &Path,
+    coord: &CoordArgs,
     worker_id: &str,
     coordinator: &ZkCoordinator,
 ) -> Result<(), ToolError> {
-    let dir = state_dir(args).join("workers");
+    let dir = state_dir.join("workers");
     let file = dir.join(format!("{worker_id}.session"));
     match std::fs::read_to_string(&file) {
         Ok(text) => match parse_session_file(&text) {
             Some(previous) if previous.id != coordinator.session_id() => {
-                let config = ClientConfig::new(&args.coord.coord)
-                    .map_err(|error| fail(format!("bad --coord {:?}: {error}", args.coord.coord)))?
-                    .with_session_timeout(args.coord.session_timeout);
+                let config = ClientConfig::new(&coord.coord)
+                    .map_err(|error| fail(format!("bad --coord {:?}: {error}", coord.coord)))?
+                    .with_session_timeout(coord.session_timeout);
                 let id = previous.id;
                 match end_session(&config, previous) {
                     Ok(true) => {
@@ -383,30 +452,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn state_dir(args: &RunArgs) -> PathBuf {
-    args.state_dir.clone().unwrap_or_else(|| args.output.join("state"))
-}
-
-/// Waits until this process leads, saying once that it is a standby.
-fn await_leadership(coordinator: &dyn Coordinator, worker_id: &str) -> Result<(), ToolError> {
-    let mut said = false;
-    loop {
-        match coordinator.await_leadership(LEADERSHIP_POLL) {
-            Ok(()) => return Ok(()),
-            Err(CoordinatorError::Timeout(..)) => {}
-            Err(error) => return Err(coordinator_error("leader election", error)),
-        }
-        if matches!(coordinator.session_state(), SessionState::Expired | SessionState::Closed) {
-            return Err(fail("the coordination session ended while waiting for leadership"));
-        }
-        if !said {
-            let leader = coordinator.leader_address().ok().flatten().unwrap_or_default();
-            progress(&format!("{worker_id} is a standby; {leader} leads"));
-            said = true;
-        }
-    }
-}
-
 /// Creates the output directory and its `JOB` marker (refusing another job's output).
 fn prepare_output(dir: &Path, kind: JobKind) -> Result<(), ToolError> {
     std::fs::create_dir_all(dir)
@@ -431,16 +476,16 @@ fn prepare_output(dir: &Path, kind: JobKind) -> Result<(), ToolError> {
 
 /// Runs the job; returns a one-line summary (records written, restore, checkpoints).
 fn run_checkpointed(
-    args: &RunArgs,
+    spec: &JobSpec,
     config: JobConfig,
     input: &InputLog,
     checkpoints: Checkpoints,
     metrics: &JobMetrics,
 ) -> Result<String, ToolError> {
-    let output = args.output.clone();
-    match args.job {
+    let output = spec.output.clone();
+    match spec.job {
         JobKind::WindowedCount => {
-            let window_ms = args.window.as_millis() as u64;
+            let window_ms = spec.window.as_millis() as u64;
             let sink = move |shard| FaultSink(LogSink::open(&output, shard));
             let outcome =
                 windowed_count::run(config, input, window_ms, sink, checkpoints, metrics)?;
@@ -508,6 +553,26 @@ fn status(args: &StatusArgs) -> Result<(), ToolError> {
         .checkpoints(&args.job)
         .map_err(|error| coordinator_error("list checkpoints", error))?;
     let _ = writeln!(out, "job: {}", args.job);
+    let specs =
+        coordinator.job_specs().map_err(|error| coordinator_error("read job specs", error))?;
+    if let Some(entry) = specs.iter().find(|entry| entry.job == args.job) {
+        match crate::worker::Submission::decode(&entry.data) {
+            Ok(submission) => {
+                let _ = writeln!(
+                    out,
+                    "submitted: {} ({}), {}{}{}",
+                    submission.spec.job.name(),
+                    submission.spec.input.display(),
+                    submission.state.name(),
+                    submission.worker.map(|worker| format!(" on {worker}")).unwrap_or_default(),
+                    submission.message.map(|message| format!(": {message}")).unwrap_or_default(),
+                );
+            }
+            Err(reason) => {
+                let _ = writeln!(out, "submitted: damaged spec ({reason})");
+            }
+        }
+    }
     let _ = writeln!(out, "completed checkpoints: {}", epochs.len());
     for epoch in epochs {
         match coordinator.checkpoint(&args.job, epoch) {

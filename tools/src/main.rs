@@ -15,6 +15,7 @@ mod log;
 mod node;
 mod report;
 mod sim;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use error::ToolError;
@@ -50,6 +51,8 @@ enum Command {
     Job(job::JobCommand),
     /// Run the deterministic simulation of Zab ensembles over many seeds, or replay one.
     Sim(sim::SimArgs),
+    /// Run the jobs submitted to a cluster (`job submit`); one worker leads, others stand by.
+    Worker(worker::WorkerArgs),
 }
 
 /// Prints `text` to stdout; a reader that closed the pipe early (`| head`) is not an error.
@@ -73,6 +76,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Sim(args) => sim::run(args),
         Command::Log(command) => log::run(command),
         Command::Job(command) => job::run(command),
+        Command::Worker(args) => worker::run(&args),
     }
 }
 

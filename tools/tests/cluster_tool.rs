@@ -89,6 +89,34 @@ fn up_status_kill_start_down() {
     });
     zk_cli(&connect, "create /kept v1");
 
+    // The worker `up` started runs a submitted job.
+    assert!(lines.iter().any(|l| l.starts_with("worker 1 (pid ") && l.contains("running")));
+    let input = root.path().join("access");
+    let zabflow = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_zabflow")).args(args).output();
+    let input_arg = input.to_str().unwrap();
+    let generated =
+        zabflow(&["log", "gen", "--out", input_arg, "--kind", "access", "--records", "20000"])
+            .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let output = root.path().join("analysis");
+    let submitted = zabflow(&[
+        "job",
+        "submit",
+        "--job",
+        "log-analysis",
+        "--input",
+        input_arg,
+        "--output",
+        output.to_str().unwrap(),
+        "--coord",
+        &connect,
+        "--wait",
+        "60s",
+    ])
+    .unwrap();
+    let said = stdout(&submitted);
+    assert!(said.contains("log-analysis finished on worker1"), "{said}");
+
     // Kill the leader: `kill` returns once it is gone, and a second kill says it is not running.
     let leader_line = lines.iter().find(|l| l.contains(": leader,")).unwrap();
     let leader: u32 = leader_line["node ".len()..].split(' ').next().unwrap().parse().unwrap();
@@ -119,8 +147,9 @@ fn up_status_kill_start_down() {
     assert!(listing.contains("kept") && listing.contains("after"), "{listing}");
 
     let down = stdout(&cluster(&dir, &["down"]));
-    assert_eq!(down.matches("stopped").count(), 3, "{down}");
-    status_until(&dir, "every node down", |lines| {
-        lines.len() == 3 && lines.iter().all(|l| l.ends_with("down"))
+    assert_eq!(down.matches("stopped").count(), 4, "{down}");
+    assert!(down.starts_with("worker 1 stopped"), "workers stop before the nodes: {down}");
+    status_until(&dir, "every node and worker down", |lines| {
+        lines.len() == 4 && lines.iter().all(|l| l.ends_with("down"))
     });
 }

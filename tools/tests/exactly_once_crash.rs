@@ -15,6 +15,7 @@ mod coord;
 mod job_harness;
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use job_harness::{
@@ -259,6 +260,89 @@ fn a_corrupt_state_file_falls_back_to_the_previous_checkpoint(root: &Path, coord
     assert_same_output(&expected, &committed(&output), "after a corrupt state file");
 }
 
+/// `zabflow worker`s of one cluster: the leader runs submitted jobs (a failing one is
+/// reported failed and the worker goes on); killed mid-job, the standby resumes the job from
+/// its last checkpoint, and the output is exactly once.
+fn workers_run_submitted_jobs_and_a_standby_resumes_them(root: &Path, coord: &Coordination) {
+    let input = root.join("input");
+    generate(&input, "keyed", KEYED_RECORDS / 2, 2, 500);
+    let expected = reference("windowed-count", &input, root, coord);
+    let cluster = coord.cluster("workers");
+    let coordination = ["--coord", &coord.hosts, "--cluster", &cluster];
+    let start_worker = |name: &str| {
+        let log = root.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = job_harness::zabflow()
+            .arg("worker")
+            .args(coordination)
+            .args(["--session-timeout", coord.session_timeout])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        (child, log)
+    };
+    let submit = |name: &str, output: &Path, extra: &[&str]| {
+        job_harness::zabflow()
+            .args(["job", "submit", "--job", "windowed-count", "--name", name, "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(output)
+            .args(coordination)
+            .args(["--shards", "2", "--checkpoint-interval", "20ms", "--keep", "2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (mut first, first_log) = start_worker("first");
+    assert!(wait_for_lines(&first_log, "leads cluster", 1, Duration::from_secs(20)));
+    let (mut second, second_log) = start_worker("second");
+    assert!(
+        wait_for_lines(&second_log, "is a standby", 1, Duration::from_secs(20)),
+        "{}",
+        read(&second_log)
+    );
+
+    // A job whose output directory holds another job's output fails; the worker goes on.
+    let taken = root.join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("JOB"), "zabflow-job-output 1\njob=log-analysis\nformat=jsonl\n")
+        .unwrap();
+    let failed = submit("broken", &taken, &["--wait", "60s"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "a failed job's submit --wait succeeded: {stderr}");
+    assert!(stderr.contains("broken failed on") && stderr.contains("another job"), "{stderr}");
+
+    let output = root.join("survivor");
+    let submitted = submit("survivor", &output, &["--rate", "50000"]);
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    assert!(
+        wait_for_lines(&first_log, "recorded", 2, Duration::from_secs(30)),
+        "the leading worker completed no checkpoint: {}",
+        read(&first_log)
+    );
+    sigkill(&mut first);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let status = job_harness::zabflow_ok(
+            &[&["job", "status", "--job", "survivor"][..], &coordination[..]].concat(),
+        );
+        if status.contains(", finished on") || Instant::now() >= deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = read(&second_log);
+    sigkill(&mut second);
+    assert!(status.contains("finished on"), "the job did not finish: {status}\n{text}");
+    assert!(
+        text.contains("resuming survivor") && text.contains("resumed from checkpoint"),
+        "{text}"
+    );
+    assert_same_output(&expected, &committed(&output), "after the leading worker died");
+}
+
 macro_rules! against_both {
     ($($scenario:ident => $zabflow:ident, $zookeeper:ident;)*) => {$(
         #[test]
@@ -279,4 +363,5 @@ against_both! {
     a_standby_takes_over_from_a_killed_active_process => failover_on_zabflow, failover_on_zookeeper;
     a_checkpoint_of_two_shards_restores_on_one_and_on_three => rescale_on_zabflow, rescale_on_zookeeper;
     a_corrupt_state_file_falls_back_to_the_previous_checkpoint => corrupt_state_on_zabflow, corrupt_state_on_zookeeper;
+    workers_run_submitted_jobs_and_a_standby_resumes_them => workers_on_zabflow, workers_on_zookeeper;
 }

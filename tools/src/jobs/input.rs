@@ -21,10 +21,11 @@
 //! seeks every partition to its recorded offset resumes exactly after the last record
 //! covered by the checkpoint.
 //!
-//! The logs are opened with `Log::open`, which takes each partition's `LOCK`: one job
-//! process reads an input at a time, and a killed reader's lock goes with its process.
+//! The logs are opened with `Log::open`, which takes each partition's `LOCK`: one job reads
+//! an input at a time, and the lock goes with the [`InputLog`] (or a killed reader's process).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use zabflow_core::coordinator::SourceOffset;
 use zabflow_core::engine::{Partition, Source, SourceStatus, Stamped};
@@ -81,6 +82,10 @@ pub type Decode<T> = fn(&[u8]) -> Result<Stamped<T>, String>;
 #[derive(Clone)]
 pub struct InputLog {
     readers: Vec<LogReader>,
+    /// The partitions' logs, which hold their `LOCK`s until the input and its clones are
+    /// dropped (a worker runs one job after another in one process). Behind a mutex only
+    /// to be shared with the shards' source factories; nothing locks it.
+    _logs: Arc<Mutex<Vec<Log>>>,
     /// Records per second each shard's source gives at most (`None`: as fast as it can).
     rate_per_shard: Option<u64>,
 }
@@ -95,20 +100,19 @@ impl InputLog {
         check_manifest(dir, kind)?;
         let fail =
             |message: String| ToolError::Job(format!("input log {}: {message}", dir.display()));
-        let mut readers = Vec::new();
-        while dir.join(format!("partition-{}", readers.len())).is_dir() {
-            let path = dir.join(format!("partition-{}", readers.len()));
+        let mut logs = Vec::new();
+        while dir.join(format!("partition-{}", logs.len())).is_dir() {
+            let path = dir.join(format!("partition-{}", logs.len()));
             let options = LogOptions { durability: Durability::Buffered, ..LogOptions::default() };
             let log = Log::open(&path, options)
-                .map_err(|error| fail(format!("partition-{}: {error}", readers.len())))?;
-            readers.push(log.reader());
-            // The reader keeps the segments mapped; the lock stays with the process.
-            std::mem::forget(log);
+                .map_err(|error| fail(format!("partition-{}: {error}", logs.len())))?;
+            logs.push(log);
         }
-        if readers.is_empty() {
+        if logs.is_empty() {
             return Err(fail("holds no partition-0 directory".to_owned()));
         }
-        Ok(InputLog { readers, rate_per_shard: None })
+        let readers = logs.iter().map(Log::reader).collect();
+        Ok(InputLog { readers, _logs: Arc::new(Mutex::new(logs)), rate_per_shard: None })
     }
 
     /// Replays the input at most `rate` records per second per shard (a log replayed as if
