@@ -9,11 +9,21 @@
 //! ```
 //!
 //! The keys ZooKeeper's `QuorumPeerConfig` reads for a standalone server are understood, plus
-//! three that ZooKeeper takes from JVM system properties (`jute.maxbuffer`,
-//! `znode.container.checkIntervalMs`, `zookeeper.DigestAuthenticationProvider.superDigest`),
-//! so that one file configures zabflow and a comparison run alike. An unknown key is a
-//! warning (returned, for the caller to print), never an error; a known key with a bad value
-//! is an error naming the line. `server.N` lines and `dataDir/myid` are kept for replication.
+//! four that ZooKeeper takes from JVM system properties (`jute.maxbuffer`,
+//! `znode.container.checkIntervalMs`, `zookeeper.DigestAuthenticationProvider.superDigest`,
+//! `readonlymode.enabled`), so that one file configures zabflow and a comparison run alike.
+//! An unknown key is a warning (returned, for the caller to print), never an error; a known
+//! key with a bad value is an error naming the line. `server.N` lines and `dataDir/myid` are
+//! kept for replication.
+//!
+//! ZooKeeper's system properties can also be given as such ([`SYSTEM_PROPERTIES`], the
+//! `-Dkey=value` arguments of `zabflow node`): they are applied before the file, so a zoo.cfg
+//! line wins over a property, as in ZooKeeper, which turns zoo.cfg's unknown keys into system
+//! properties after the JVM started. A property zabflow does not use is a warning.
+//!
+//! ```text
+//! property = "-D" name ["=" value]            ; from arguments, SERVER_JVMFLAGS, JVMFLAGS
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -73,6 +83,14 @@ pub struct ServerConfig {
     pub packet_bytes_max: usize,
     pub container_check_interval_ms: u64,
     pub super_digest: Option<String>,
+    /// `readonlymode.enabled`: a member cut off from its quorum serves read-only clients.
+    pub read_only_mode_enabled: bool,
+    /// `localSessionsEnabled`: sessions a read-only server creates are local to it (without
+    /// them, as in ZooKeeper 3.8, a read-only server creates no session).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled` (read and shown; zabflow's read-write sessions are
+    /// always global, as if every local session were upgraded at once).
+    pub local_sessions_upgrading_enabled: bool,
     pub peers: Vec<PeerConfig>,
     /// `dataDir/myid`, when present.
     pub my_id: Option<u64>,
@@ -108,22 +126,66 @@ impl Default for ServerConfig {
             packet_bytes_max: PACKET_BYTES_MAX_DEFAULT,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             super_digest: None,
+            read_only_mode_enabled: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
             peers: Vec::new(),
             my_id: None,
         }
     }
 }
 
-/// A bad value: names the line so the operator can fix it.
-fn bad(line: usize, key: &str, value: &str, why: &str) -> Error {
-    Error::Config(format!("line {line}: {key}={value}: {why}"))
+/// ZooKeeper's JVM system properties that zabflow reads, and the zoo.cfg key each sets.
+pub const SYSTEM_PROPERTIES: [(&str, &str); 8] = [
+    ("readonlymode.enabled", "readonlymode.enabled"),
+    (
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+    ),
+    ("jute.maxbuffer", "jute.maxbuffer"),
+    ("znode.container.checkIntervalMs", "znode.container.checkIntervalMs"),
+    ("zookeeper.extendedTypesEnabled", "extendedTypesEnabled"),
+    ("zookeeper.4lw.commands.whitelist", "4lw.commands.whitelist"),
+    ("zookeeper.snapCount", "snapCount"),
+    ("zookeeper.forceSync", "forceSync"),
+];
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, Copy)]
+enum Place<'a> {
+    /// A zoo.cfg line (1-based).
+    Line(usize),
+    /// A `-D` system property, by name.
+    Property(&'a str),
 }
 
-fn number<T: std::str::FromStr>(line: usize, key: &str, value: &str) -> Result<T> {
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Line(line) => write!(formatter, "line {line}"),
+            Place::Property(name) => write!(formatter, "system property {name}"),
+        }
+    }
+}
+
+/// Splits a `-D` argument's text (`name=value`, the `-D` already removed) into name and
+/// value; a name without `=` has the empty value, as in Java.
+#[must_use]
+pub fn split_system_property(text: &str) -> (String, String) {
+    let (name, value) = text.split_once('=').unwrap_or((text, ""));
+    (name.trim().to_owned(), value.trim().to_owned())
+}
+
+/// A bad value: names the line so the operator can fix it.
+fn bad(line: Place<'_>, key: &str, value: &str, why: &str) -> Error {
+    Error::Config(format!("{line}: {key}={value}: {why}"))
+}
+
+fn number<T: std::str::FromStr>(line: Place<'_>, key: &str, value: &str) -> Result<T> {
     value.parse().map_err(|_| bad(line, key, value, "not a number in range"))
 }
 
-fn boolean(line: usize, key: &str, value: &str) -> Result<bool> {
+fn boolean(line: Place<'_>, key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),
@@ -144,7 +206,7 @@ fn split_entry(text: &str) -> Option<(&str, &str)> {
     Some((key, rest))
 }
 
-fn parse_peer(line: usize, key: &str, value: &str) -> Result<PeerConfig> {
+fn parse_peer(line: Place<'_>, key: &str, value: &str) -> Result<PeerConfig> {
     let id = number(line, key, &key["server.".len()..])?;
     let (address, client) = value.split_once(';').unwrap_or((value, ""));
     let mut parts = address.split(':');
@@ -164,9 +226,21 @@ impl ServerConfig {
     /// # Errors
     /// [`Error::Config`] for an unreadable file, a bad value or a missing `dataDir`.
     pub fn load(path: &Path) -> Result<(ServerConfig, Vec<String>)> {
+        ServerConfig::load_with_properties(path, &[])
+    }
+
+    /// Reads `path` and `dataDir/myid` over ZooKeeper system properties (`(name, value)`,
+    /// see [`SYSTEM_PROPERTIES`]). Returns the config and the warnings to print.
+    ///
+    /// # Errors
+    /// As [`ServerConfig::load`], and a known property with a bad value.
+    pub fn load_with_properties(
+        path: &Path,
+        properties: &[(String, String)],
+    ) -> Result<(ServerConfig, Vec<String>)> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| Error::Config(format!("cannot read {}: {error}", path.display())))?;
-        let (mut config, warnings) = ServerConfig::parse(&text)?;
+        let (mut config, warnings) = ServerConfig::parse_with_properties(&text, properties)?;
         config.my_id = read_my_id(&config.data_dir)?;
         Ok((config, warnings))
     }
@@ -176,11 +250,30 @@ impl ServerConfig {
     /// # Errors
     /// [`Error::Config`] for a bad value or a missing `dataDir`.
     pub fn parse(text: &str) -> Result<(ServerConfig, Vec<String>)> {
+        ServerConfig::parse_with_properties(text, &[])
+    }
+
+    /// Parses zoo.cfg text over system properties (applied first: the file wins).
+    ///
+    /// # Errors
+    /// As [`ServerConfig::parse`], and a known property with a bad value.
+    pub fn parse_with_properties(
+        text: &str,
+        properties: &[(String, String)],
+    ) -> Result<(ServerConfig, Vec<String>)> {
         let mut config = ServerConfig::default();
         let mut warnings = Vec::new();
+        for (name, value) in properties {
+            match SYSTEM_PROPERTIES.iter().find(|(property, _)| property == name) {
+                Some((_, key)) => {
+                    config.set(Place::Property(name), key, value)?;
+                }
+                None => warnings.push(format!("system property {name} ignored (not used)")),
+            }
+        }
         for (index, raw) in text.lines().enumerate() {
             let Some((key, value)) = split_entry(raw) else { continue };
-            if !config.set(index + 1, key, value)? {
+            if !config.set(Place::Line(index + 1), key, value)? {
                 warnings.push(format!("zoo.cfg line {}: unknown setting {key} ignored", index + 1));
             }
         }
@@ -192,7 +285,7 @@ impl ServerConfig {
     }
 
     /// Applies one entry; false when the key is unknown.
-    fn set(&mut self, line: usize, key: &str, value: &str) -> Result<bool> {
+    fn set(&mut self, line: Place<'_>, key: &str, value: &str) -> Result<bool> {
         match key {
             "tickTime" => self.tick_time_ms = number(line, key, value)?,
             "initLimit" => self.init_limit = number(line, key, value)?,
@@ -218,6 +311,11 @@ impl ServerConfig {
             }
             "zookeeper.DigestAuthenticationProvider.superDigest" | "superDigest" => {
                 self.super_digest = Some(value.to_owned());
+            }
+            "readonlymode.enabled" => self.read_only_mode_enabled = boolean(line, key, value)?,
+            "localSessionsEnabled" => self.local_sessions_enabled = boolean(line, key, value)?,
+            "localSessionsUpgradingEnabled" => {
+                self.local_sessions_upgrading_enabled = boolean(line, key, value)?;
             }
             _ if key.starts_with("server.") => self.peers.push(parse_peer(line, key, value)?),
             _ => return Ok(false),
@@ -329,13 +427,13 @@ impl ServerConfig {
     }
 }
 
-fn positive(line: usize, key: &str, value: &str) -> Result<Option<u32>> {
+fn positive(line: Place<'_>, key: &str, value: &str) -> Result<Option<u32>> {
     let parsed: i64 = number(line, key, value)?;
     // ZooKeeper treats -1 (and any value <= 0) as "use the tickTime default".
     Ok(u32::try_from(parsed).ok().filter(|&ms| ms > 0))
 }
 
-fn max_buffer(line: usize, value: &str) -> Result<usize> {
+fn max_buffer(line: Place<'_>, value: &str) -> Result<usize> {
     let bytes: usize = if let Some(hex) = value.strip_prefix("0x") {
         usize::from_str_radix(hex, 16).map_err(|_| bad(line, "jute.maxbuffer", value, "bad hex"))?
     } else {
@@ -418,5 +516,32 @@ mod tests {
         assert!(["ruok", "mntr", "cons", "dump", "isro"]
             .iter()
             .all(|word| config.four_letter_enabled(word)));
+    }
+
+    #[test]
+    fn system_properties_apply_under_the_file() {
+        let properties: Vec<(String, String)> = [
+            "readonlymode.enabled=true",
+            "zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
+            "zookeeper.snapCount=500",
+            "log4j.configuration=file:x",
+        ]
+        .iter()
+        .map(|text| split_system_property(text))
+        .collect();
+        let text = "dataDir=/d\nsnapCount=700\nlocalSessionsEnabled=true\n";
+        let (config, warnings) = ServerConfig::parse_with_properties(text, &properties).unwrap();
+        assert!(config.read_only_mode_enabled && config.local_sessions_enabled);
+        assert!(!config.local_sessions_upgrading_enabled);
+        assert_eq!(config.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+        assert_eq!(config.snap_count, 700, "the zoo.cfg line wins over the property");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("log4j.configuration"), "{warnings:?}");
+        let bad = [split_system_property("readonlymode.enabled=maybe")];
+        let error = ServerConfig::parse_with_properties("dataDir=/d\n", &bad).unwrap_err();
+        assert!(error.to_string().contains("system property readonlymode.enabled"), "{error}");
+        assert_eq!(split_system_property("flag"), ("flag".to_owned(), String::new()));
+        let (config, _) = ServerConfig::parse("dataDir=/d\n").unwrap();
+        assert!(!config.read_only_mode_enabled, "off unless asked for, as in ZooKeeper");
     }
 }

@@ -138,3 +138,8 @@ pub const ZAB_HISTORY_MAX: usize = 100_000;
 /// The longest an ensemble member's event loop sleeps: Zab's timers (election finalize
 /// wait, pings every half tick) need a clock this fine.
 pub const ZAB_POLL_MS: i64 = 5;
+
+/// The least time a member stays LOOKING before it starts serving read-only clients, in
+/// milliseconds (`QuorumPeer` waits `max(2000, tickTime)` before it starts its
+/// `ReadOnlyZooKeeperServer`, so that a short election does not flip it into that mode).
+pub const READ_ONLY_GRACE_MS_MIN: u32 = 2_000;

@@ -332,6 +332,7 @@ impl crate::server::Server {
 
     fn on_role(&mut self, role: Role) {
         log_event(&format!("role: {role:?}"));
+        self.read_only_on_role(role);
         self.set_sync_inline(matches!(role, Role::Following { .. } | Role::Syncing { .. }));
         if !role.serving() {
             let ids: Vec<u64> = self.connections.keys().copied().collect();

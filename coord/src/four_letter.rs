@@ -10,7 +10,7 @@
 //! conf  key=value\n per setting          envi  Environment:\n key=value\n ...
 //! cons  one line per connection, then \n  wchs  N connections watching M paths\n
 //!                                             Total watches:W\n
-//! isro  rw                                dump  sessions and their ephemerals
+//! isro  rw | ro (read-only mode) | null (not serving)   dump  sessions and their ephemerals
 //! not whitelisted: "<word> is not executed because it is not in the whitelist.\n"
 //! ```
 //!
@@ -50,6 +50,8 @@ pub enum Mode {
         pending_syncs: usize,
     },
     Follower,
+    /// A member without a quorum serving read-only clients (`readonlymode.enabled`).
+    ReadOnly,
     /// An ensemble member without an established leader.
     NotServing,
 }
@@ -62,6 +64,7 @@ impl Mode {
             Mode::Standalone => "standalone",
             Mode::Leader { .. } => "leader",
             Mode::Follower => "follower",
+            Mode::ReadOnly => "read-only",
             Mode::NotServing => "not serving",
         }
     }
@@ -109,7 +112,12 @@ pub fn reply(word: &str, view: &ServerView<'_>) -> Option<String> {
             view.watching_sessions, view.watched_paths, view.watch_count
         ),
         "envi" => environment(),
-        "isro" => "rw".to_owned(),
+        "isro" => match view.mode {
+            Mode::ReadOnly => "ro",
+            Mode::NotServing => "null",
+            _ => "rw",
+        }
+        .to_owned(),
         "dump" => dump(view),
         "srst" | "crst" => "Server stats reset.\n".to_owned(),
         _ => return None,
@@ -307,5 +315,20 @@ mod tests {
         assert!(text.contains("zk_server_state\tstandalone\n"));
         assert!(text.contains("zk_znode_count\t5\n"));
         assert_eq!(reply("ruok", &view(&config, &ServerStats::default())).unwrap(), "imok");
+    }
+
+    #[test]
+    fn isro_and_the_read_only_mode() {
+        let (config, _) = ServerConfig::parse("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
+        let stats = ServerStats::default();
+        let in_mode =
+            |mode: Mode, word: &str| reply(word, &ServerView { mode, ..view(&config, &stats) });
+        assert_eq!(in_mode(Mode::Standalone, "isro").unwrap(), "rw");
+        assert_eq!(in_mode(Mode::Follower, "isro").unwrap(), "rw");
+        assert_eq!(in_mode(Mode::ReadOnly, "isro").unwrap(), "ro");
+        assert_eq!(in_mode(Mode::NotServing, "isro").unwrap(), "null");
+        assert!(in_mode(Mode::ReadOnly, "srvr").unwrap().contains("\nMode: read-only\n"));
+        let mntr = in_mode(Mode::ReadOnly, "mntr").unwrap();
+        assert!(mntr.contains("zk_server_state\tread-only\n"), "{mntr}");
     }
 }

@@ -27,6 +27,7 @@ pub mod error;
 pub mod four_letter;
 pub mod pipeline;
 pub mod prep;
+pub mod read_only;
 pub mod reconfig;
 pub mod request_processor;
 pub mod server;

@@ -89,6 +89,10 @@ impl Server {
             self.close_connection(id, "malformed ConnectRequest");
             return;
         };
+        if self.read_only() {
+            self.read_only_connect(id, &request);
+            return;
+        }
         if !self.serving() {
             // ZooKeeper: "ZooKeeperServer not running" — the client tries another server.
             self.close_connection(id, "not serving: no established leader");
@@ -120,12 +124,12 @@ impl Server {
         self.resume_session(id, &request, timeout_ms);
     }
 
-    fn resume_session(&mut self, id: u64, request: &ConnectRequest, timeout_ms: i32) {
+    pub(crate) fn resume_session(&mut self, id: u64, request: &ConnectRequest, timeout_ms: i32) {
         let session_id = request.session_id;
         let password = session_password(session_id, SESSION_PASSWORD_SECRET);
         let valid = request.passwd == password
             && self.sessions.contains_key(&session_id)
-            && self.tracker.touch(session_id, self.clock.now_ms());
+            && self.touch_session(session_id);
         if !valid {
             log_event(&format!(
                 "session 0x{session_id:x}: resume refused (expired or bad password)"
@@ -135,7 +139,7 @@ impl Server {
                 time_out: 0,
                 session_id: 0,
                 passwd: vec![0; SESSION_PASSWORD_BYTES],
-                read_only: request.read_only.map(|_| false),
+                read_only: request.read_only.map(|_| self.read_only()),
             };
             self.send_connect_response(id, &refusal);
             if let Some(connection) = self.connections.get_mut(&id) {
@@ -150,7 +154,13 @@ impl Server {
         self.establish(id, session_id, timeout_ms, request.read_only);
     }
 
-    fn establish(&mut self, id: u64, session_id: SessionId, timeout_ms: i32, ro: Option<bool>) {
+    pub(crate) fn establish(
+        &mut self,
+        id: u64,
+        session_id: SessionId,
+        timeout_ms: i32,
+        ro: Option<bool>,
+    ) {
         let Some(connection) = self.connections.get_mut(&id) else { return };
         connection.phase = Phase::Session(session_id);
         connection.stats.timeout_ms = timeout_ms;
@@ -162,7 +172,7 @@ impl Server {
             time_out: timeout_ms,
             session_id,
             passwd: session_password(session_id, SESSION_PASSWORD_SECRET).to_vec(),
-            read_only: ro.map(|_| false),
+            read_only: ro.map(|_| self.read_only()),
         };
         self.send_connect_response(id, &response);
         self.paused.insert(id);
@@ -207,7 +217,7 @@ impl Server {
         };
         connection.stats.last_op = op_abbreviation(header.op);
         connection.stats.last_cxid = header.xid;
-        if !self.tracker.touch(session_id, self.clock.now_ms()) {
+        if !self.touch_session(session_id) {
             self.reply(
                 id,
                 header.xid,
@@ -220,7 +230,11 @@ impl Server {
             }
             return;
         }
-        if let Some(ensemble) = &mut self.ensemble {
+        if self.read_only() {
+            if self.read_only_request(id, session_id, header.clone(), &request) {
+                return;
+            }
+        } else if let Some(ensemble) = &mut self.ensemble {
             let timeout = self.sessions.get(&session_id).map_or(0, |entry| entry.timeout_ms);
             ensemble.touched.insert(session_id, timeout);
             if let Request::Sync(sync) = &request {
@@ -286,7 +300,12 @@ impl Server {
     }
 
     /// Answers a read now, or queues it behind the session's unapplied writes.
-    fn queue_read(&mut self, id: u64, header: RequestHeader, request: Result<Request, i32>) {
+    pub(crate) fn queue_read(
+        &mut self,
+        id: u64,
+        header: RequestHeader,
+        request: Result<Request, i32>,
+    ) {
         let connection = self.connections.get_mut(&id).expect("live connection");
         connection.pending.push_back(Pending::Read { header, request, received: Instant::now() });
         self.drain_reads(id);
@@ -320,7 +339,14 @@ impl Server {
     }
 
     /// Queues a reply frame.
-    fn reply(&mut self, id: u64, xid: i32, zxid: i64, err: i32, body: Option<&Response>) {
+    pub(crate) fn reply(
+        &mut self,
+        id: u64,
+        xid: i32,
+        zxid: i64,
+        err: i32,
+        body: Option<&Response>,
+    ) {
         let Some(connection) = self.connections.get_mut(&id) else { return };
         let header = ReplyHeader { xid, zxid, err };
         connection.queue(|writer| Response::write_frame(&header, body, writer));
@@ -398,7 +424,7 @@ impl Server {
     }
 
     /// A closed or expired session: its connection goes once its last reply is out.
-    fn end_session(&mut self, session_id: SessionId) {
+    pub(crate) fn end_session(&mut self, session_id: SessionId) {
         let Some(entry) = self.sessions.remove(&session_id) else { return };
         let Some(id) = entry.connection else { return };
         if let Some(connection) = self.connections.get_mut(&id) {
@@ -451,6 +477,7 @@ impl Server {
             .collect();
         let (watching_sessions, watched_paths) = self.tree.watches().summary();
         let mode = match &self.ensemble {
+            _ if self.read_only() => four_letter::Mode::ReadOnly,
             None => four_letter::Mode::Standalone,
             Some(ensemble) => match ensemble.zab.role() {
                 crate::zab::Role::Leading { .. } => {

@@ -141,6 +141,10 @@ pub struct Server {
     snapshot_writer: Option<JoinHandle<Result<std::path::PathBuf>>>,
     next_reap_ms: i64,
     next_purge_ms: i64,
+    /// The read-only server, while this member serves read-only clients.
+    pub(crate) read_only: Option<crate::read_only::ReadOnlyServer>,
+    /// When the read-only server starts, while LOOKING with read-only mode enabled.
+    pub(crate) read_only_start_ms: Option<i64>,
 }
 
 /// A reusable jute writer for records that leave the event loop as buffers of their own.
@@ -332,6 +336,8 @@ impl Server {
             snapshot_writer: None,
             next_reap_ms: now_ms + config.container_check_interval_ms as i64,
             next_purge_ms: now_ms,
+            read_only: None,
+            read_only_start_ms: None,
             config,
         };
         server.purge_if_due(now_ms);
@@ -707,6 +713,7 @@ impl Server {
             }
         }
         self.purge_if_due(now_ms);
+        self.read_only_timers(now_ms);
         if self.snapshot_writer.as_ref().is_some_and(JoinHandle::is_finished) {
             match self.snapshot_writer.take().expect("checked").join() {
                 Ok(Ok(path)) => log_event(&format!("snapshot written: {}", path.display())),

@@ -110,4 +110,27 @@ impl Kazoo {
         let output = run(&mut command, "kazoo script")?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+
+    /// Starts `script` with `ZK_HOSTS=connect_string`, its stdin and stdout piped (for a
+    /// script that asks the test to act, e.g. to stop servers, and waits for the answer) and
+    /// its stderr going to `stderr`.
+    ///
+    /// # Errors
+    /// When the interpreter cannot start.
+    pub fn spawn_script(
+        &self,
+        connect_string: &str,
+        script: &str,
+        stderr: std::fs::File,
+    ) -> HarnessResult<std::process::Child> {
+        Command::new(&self.python)
+            .arg("-c")
+            .arg(script)
+            .env(HOSTS_VARIABLE, connect_string)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|error| HarnessError(format!("kazoo script: {error}")))
+    }
 }

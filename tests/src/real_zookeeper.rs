@@ -155,6 +155,9 @@ pub struct ZooKeeperOptions {
     pub parent_dir: Option<PathBuf>,
     /// Extra `key=value` lines for every `zoo.cfg`, after the defaults.
     pub extra_config: Vec<(String, String)>,
+    /// Extra JVM system properties of every node, as `(name, value)` (`-Dname=value`), e.g.
+    /// `readonlymode.enabled`, which ZooKeeper reads only from the JVM.
+    pub system_properties: Vec<(String, String)>,
 }
 
 impl Default for ZooKeeperOptions {
@@ -164,6 +167,7 @@ impl Default for ZooKeeperOptions {
             heap_mib: HEAP_MIB_DEFAULT,
             parent_dir: None,
             extra_config: Vec::new(),
+            system_properties: Vec::new(),
         }
     }
 }
@@ -306,6 +310,12 @@ impl RealZooKeeper {
                 node.dir.join("log4j.properties").display()
             ))
             .arg("-Dzookeeper.log.dir=".to_owned() + &node.dir.display().to_string())
+            .args(
+                self.options
+                    .system_properties
+                    .iter()
+                    .map(|(name, value)| format!("-D{name}={value}")),
+            )
             .arg("-cp")
             .arg(&self.installation.classpath)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")

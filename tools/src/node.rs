@@ -3,6 +3,10 @@
 //! Reads a ZooKeeper `zoo.cfg` (unknown settings are warned about on stderr), serves
 //! clients until SIGTERM or SIGINT, then drains the pipeline and syncs the txn log before
 //! exiting 0. Every significant event is one line on stderr.
+//!
+//! ZooKeeper's JVM system properties are taken the way a ZooKeeper user gives them: `-D`
+//! words of `SERVER_JVMFLAGS`, then of `JVMFLAGS` (the variables `zkServer.sh` reads), then
+//! `-Dname=value` arguments, a later one winning; zoo.cfg lines win over all of them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +26,30 @@ pub struct NodeArgs {
     /// The server id (overrides dataDir/myid).
     #[arg(long)]
     pub id: Option<u64>,
+    /// A ZooKeeper JVM system property, e.g. `-Dreadonlymode.enabled=true` (repeatable;
+    /// unknown ones are warned about and ignored).
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
+    pub system_properties: Vec<String>,
+}
+
+/// The environment variables scanned for `-D` words, in the order they apply.
+const JVM_FLAGS_VARIABLES: [&str; 2] = ["SERVER_JVMFLAGS", "JVMFLAGS"];
+
+/// The system properties of `JVM_FLAGS_VARIABLES` (read through `variable`) and then of the
+/// `-D` arguments, as (name, value) in the order they apply.
+fn system_properties(
+    arguments: &[String],
+    variable: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    let mut texts: Vec<String> = Vec::new();
+    for name in JVM_FLAGS_VARIABLES {
+        let flags = variable(name).unwrap_or_default();
+        texts.extend(
+            flags.split_whitespace().filter_map(|word| word.strip_prefix("-D").map(str::to_owned)),
+        );
+    }
+    texts.extend(arguments.iter().cloned());
+    texts.iter().map(|text| zabflow_coord::config::split_system_property(text)).collect()
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -45,7 +73,8 @@ fn install_signal_handlers() {
 /// # Errors
 /// A bad config, a failed recovery or bind, or a txn log failure while serving.
 pub fn run(args: NodeArgs) -> Result<(), ToolError> {
-    let (mut config, warnings) = ServerConfig::load(&args.config)?;
+    let properties = system_properties(&args.system_properties, |name| std::env::var(name).ok());
+    let (mut config, warnings) = ServerConfig::load_with_properties(&args.config, &properties)?;
     for warning in warnings {
         log_event(&warning);
     }
@@ -62,4 +91,31 @@ pub fn run(args: NodeArgs) -> Result<(), ToolError> {
     let mut server = Server::open(config)?;
     server.run(&STOP)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jvm_flags_then_arguments() {
+        let variable = |name: &str| match name {
+            "SERVER_JVMFLAGS" => Some("-Xmx1g -Dreadonlymode.enabled=false -Da=1".to_owned()),
+            "JVMFLAGS" => Some(" -Dreadonlymode.enabled=true  -verbose".to_owned()),
+            _ => None,
+        };
+        let arguments = vec!["b=x=y".to_owned()];
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(
+            system_properties(&arguments, variable),
+            pairs(&[
+                ("readonlymode.enabled", "false"),
+                ("a", "1"),
+                ("readonlymode.enabled", "true"),
+                ("b", "x=y"),
+            ])
+        );
+    }
 }

@@ -222,3 +222,91 @@ fn reconfig_is_refused_with_zookeepers_error_codes() {
         .unwrap_or_else(|error| panic!("a real ZooKeeper is needed: {error}"));
     run_reconfig("ZooKeeper 3.8", &zookeeper.connect_string(), "standalone");
 }
+
+/// The read-only script against `hosts`: `stop` and `start` act on every member but the
+/// first when the script asks.
+fn run_read_only(name: &str, hosts: &str, stop: &mut dyn FnMut(), start: &mut dyn FnMut()) {
+    use std::io::{BufRead as _, Write as _};
+    let kazoo = Kazoo::ensure().unwrap_or_else(|error| panic!("kazoo is needed: {error}"));
+    let source =
+        format!("{PRELUDE}\nROOT = \"/read-only\"\n{}", include_str!("kazoo_compat/read_only.py"));
+    let stderr = tempfile::tempfile().expect("a temp file");
+    let mut child = kazoo
+        .spawn_script(hosts, &source, stderr.try_clone().expect("a second handle"))
+        .unwrap_or_else(|error| panic!("read-only against {name}: {error}"));
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut output = String::new();
+    for line in stdout.lines() {
+        let line = line.expect("the script's output");
+        output.push_str(&line);
+        output.push('\n');
+        let act: Option<&mut dyn FnMut()> = match line.as_str() {
+            "STOP OTHERS" => Some(&mut *stop),
+            "START OTHERS" => Some(&mut *start),
+            _ => None,
+        };
+        if let Some(act) = act {
+            act();
+            writeln!(stdin, "ok").expect("answer the script");
+        }
+    }
+    let status = child.wait().expect("the script exits");
+    let mut errors = String::new();
+    let mut stderr = stderr;
+    use std::io::{Read as _, Seek as _};
+    stderr.rewind().expect("rewind");
+    stderr.read_to_string(&mut errors).expect("the script's stderr");
+    assert!(
+        status.success() && output.ends_with("done\n"),
+        "read-only against {name} failed ({status}):\n{output}\n{errors}"
+    );
+}
+
+/// `readonlymode.enabled` given as ZooKeeper takes it, a JVM system property, with kazoo's
+/// harness's local-session settings (ZooKeeper 3.8 creates read-only sessions only as
+/// local sessions).
+#[test]
+fn read_only_mode_serves_reads_and_refuses_writes() {
+    const LOCAL_SESSIONS: &str =
+        "4lw.commands.whitelist=*\nlocalSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true";
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let args = vec!["-Dreadonlymode.enabled=true".to_owned()];
+    let ensemble =
+        std::cell::RefCell::new(Ensemble::start_with(dir.path(), 3, LOCAL_SESSIONS, &args));
+    let hosts = ensemble.borrow().hosts();
+    run_read_only(
+        "zabflow 3-node ensemble",
+        &hosts,
+        &mut || ensemble.borrow_mut().nodes[1..].iter_mut().for_each(Node::stop),
+        &mut || {
+            ensemble.borrow_mut().nodes[1..].iter_mut().for_each(Node::restart);
+            ensemble.borrow().wait_serving(std::time::Duration::from_secs(30));
+        },
+    );
+    drop(ensemble);
+    let options = real_zookeeper::ZooKeeperOptions {
+        nodes: 3,
+        extra_config: vec![
+            ("localSessionsEnabled".into(), "true".into()),
+            ("localSessionsUpgradingEnabled".into(), "true".into()),
+        ],
+        system_properties: vec![("readonlymode.enabled".into(), "true".into())],
+        ..real_zookeeper::ZooKeeperOptions::default()
+    };
+    let zookeeper = std::cell::RefCell::new(
+        real_zookeeper::RealZooKeeper::start_with(options)
+            .unwrap_or_else(|error| panic!("a real ZooKeeper ensemble is needed: {error}")),
+    );
+    let hosts = zookeeper.borrow().connect_string();
+    run_read_only(
+        "ZooKeeper 3.8 3-node ensemble",
+        &hosts,
+        &mut || (1..3).for_each(|index| zookeeper.borrow_mut().stop(index)),
+        &mut || {
+            for index in 1..3 {
+                zookeeper.borrow_mut().start(index).expect("the node serves again");
+            }
+        },
+    );
+}

@@ -19,6 +19,8 @@ pub struct Node {
     pub child: Child,
     pub dir: PathBuf,
     pub port: u16,
+    /// Extra arguments of `zabflow node` (e.g. `-Dreadonlymode.enabled=true`).
+    pub args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -41,6 +43,11 @@ impl Node {
 
     /// Starts a node on an existing `dir/zoo.cfg` listening on `port`.
     pub fn restart_at(dir: &Path, port: u16) -> Node {
+        Node::restart_with(dir, port, &[])
+    }
+
+    /// [`Node::restart_at`] with extra arguments of `zabflow node`.
+    pub fn restart_with(dir: &Path, port: u16, args: &[String]) -> Node {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -49,11 +56,12 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_zabflow"))
             .args(["node", "--config"])
             .arg(dir.join("zoo.cfg"))
+            .args(args)
             .stdin(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let node = Node { child, dir: dir.to_owned(), port };
+        let node = Node { child, dir: dir.to_owned(), port, args: args.to_vec() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "node did not start: {}", node.log());
@@ -72,6 +80,13 @@ impl Node {
     }
 
     /// SIGTERM and wait for a clean exit.
+    /// Starts the node again (after [`Node::stop`] or [`Node::kill`]) with the same
+    /// directory, port and arguments.
+    pub fn restart(&mut self) {
+        let _ = self.child.try_wait();
+        *self = Node::restart_with(&self.dir.clone(), self.port, &self.args.clone());
+    }
+
     pub fn stop(&mut self) {
         // SAFETY: signals our own child process.
         unsafe {
@@ -107,6 +122,11 @@ impl Ensemble {
     /// and `myid` for `count` nodes, starts them and waits until one leads and every node
     /// serves.
     pub fn start(dir: &Path, count: u64, extra: &str) -> Ensemble {
+        Ensemble::start_with(dir, count, extra, &[])
+    }
+
+    /// [`Ensemble::start`] with extra arguments of every `zabflow node`.
+    pub fn start_with(dir: &Path, count: u64, extra: &str, args: &[String]) -> Ensemble {
         let ports: Vec<(u16, u16, u16)> =
             zabflow_tests::ports::free_loopback_ports(3 * count as usize)
                 .unwrap()
@@ -132,7 +152,7 @@ impl Ensemble {
                 data.display()
             );
             std::fs::write(node_dir.join("zoo.cfg"), config).unwrap();
-            nodes.push(Node::restart_at(&node_dir, *client));
+            nodes.push(Node::restart_with(&node_dir, *client, args));
         }
         let ensemble = Ensemble { nodes };
         ensemble.wait_serving(Duration::from_secs(30));
