@@ -105,11 +105,20 @@ pub const COORD_OPEN_RATE_DEFAULT: u64 = 1_000;
 pub const COORD_TIMELINE_STEP: Duration = Duration::from_millis(100);
 /// Largest open-loop rate accepted, in requests per second.
 pub const COORD_OPEN_RATE_MAX: u64 = 10_000_000;
-/// Load-generator threads at most; each drives a share of the sessions through one
-/// completion channel (the reference machine has 2 cores, shared with the servers).
+/// Load-generator threads at most; each owns the sockets of a share of the sessions (the
+/// reference machine has 2 cores, shared with the servers).
 pub const COORD_GENERATOR_THREADS_MAX: usize = 2;
 /// How long requests still in flight after a window may take to complete.
 pub const COORD_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session timeout the generator's sessions ask for (ZooKeeper's client default); they ping
+/// after a third of the negotiated one without a request.
+pub const COORD_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening one session may take, over rounds of every server.
+pub const COORD_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one connect-and-handshake attempt to one server may take.
+pub const COORD_CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long closing the generator's sessions waits for the `closeSession` replies in all.
+pub const COORD_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a started server may take to answer `ruok`, and to exit after SIGTERM.
 pub const COORD_SERVER_WAIT: Duration = Duration::from_secs(20);
 /// `tickTime` of every server the scenario starts, ZooKeeper's default.
@@ -153,6 +162,7 @@ const _: () = assert!(COORD_WARMUP_SUITE.as_nanos() <= COORD_WARMUP_DEFAULT.as_n
 const _: () = assert!(COORD_WINDOW_SUITE.as_nanos() <= COORD_WINDOW_DEFAULT.as_nanos());
 const _: () = assert!(COORD_RAMP_QUICK.as_nanos() <= COORD_RAMP.as_nanos());
 const _: () = assert!(COORD_POPULATE_SESSIONS_MAX <= COORD_SESSIONS_MAX);
+const _: () = assert!(COORD_CONNECT_ATTEMPT_TIMEOUT.as_nanos() <= COORD_CONNECT_TIMEOUT.as_nanos());
 const _: () = assert!(COORD_MEMORY_ZNODES_SUITE <= COORD_MEMORY_ZNODES_DEFAULT);
 const _: () = assert!(COORD_MEMORY_ZNODES_DEFAULT <= COORD_ZNODES_MAX);
 const _: () = assert!(COORD_MEMORY_VALUE_BYTES_DEFAULT <= COORD_VALUE_BYTES_MAX);

@@ -2,10 +2,11 @@
 //! real Apache ZooKeeper, or against any running ensemble — and the two side by side.
 //!
 //! A run starts each target fresh ([`target`]: a standalone server or an ensemble of
-//! `--nodes`), opens the sessions (spread round-robin over its servers), pre-creates the
-//! keys, warms the target up (the same closed-loop `getData`/`setData` load for every target:
-//! a cold JVM is several times slower for its first ~20 s), then runs each [`Workload`]: a
-//! ramp ([`COORD_RAMP`] by default) and a measured window. Every op of every workload becomes a series
+//! `--nodes`), pre-creates the keys, opens the sessions (spread round-robin over its
+//! servers; each generator thread owns its sessions' sockets, [`driver`]), warms the target
+//! up (the same closed-loop `getData`/`setData` load for every target: a cold JVM is several
+//! times slower for its first ~20 s), then runs each [`Workload`]: a ramp ([`COORD_RAMP`] by
+//! default) and a measured window. Every op of every workload becomes a series
 //! `<op>/<N>-node/<loop>` with the target, its knobs in `params`, and extras: errors by code,
 //! the servers' CPU time per reply (`server_cpu_us_per_op`, summed over every server process
 //! of the target, from `/proc/<pid>/stat`) and the generator's, and a latency timeline (the
@@ -22,18 +23,20 @@
 
 pub mod cleanup;
 pub mod cpu;
+pub mod driver;
 pub mod load;
 pub mod memory;
 pub mod rss;
+pub mod session;
 pub mod target;
 pub mod workload;
 
 use crate::constants::{
     COORD_DEPTH_DEEP, COORD_DEPTH_DEFAULT, COORD_DEPTH_MAX, COORD_NODES_SUITE,
-    COORD_OPEN_RATE_DEFAULT, COORD_OPEN_RATE_MAX, COORD_RAMP, COORD_SESSIONS_DEFAULT,
-    COORD_SESSIONS_MAX, COORD_VALUE_BYTES_DEFAULT, COORD_VALUE_BYTES_MAX, COORD_WARMUP_DEFAULT,
-    COORD_WARMUP_DEPTH, COORD_WARMUP_SUITE, COORD_WINDOW_DEFAULT, COORD_WINDOW_MAX,
-    COORD_WINDOW_SUITE, COORD_ZNODES_DEFAULT, COORD_ZNODES_MAX,
+    COORD_OPEN_RATE_DEFAULT, COORD_OPEN_RATE_MAX, COORD_POPULATE_SESSIONS_MAX, COORD_RAMP,
+    COORD_SESSIONS_DEFAULT, COORD_SESSIONS_MAX, COORD_VALUE_BYTES_DEFAULT, COORD_VALUE_BYTES_MAX,
+    COORD_WARMUP_DEFAULT, COORD_WARMUP_DEPTH, COORD_WARMUP_SUITE, COORD_WINDOW_DEFAULT,
+    COORD_WINDOW_MAX, COORD_WINDOW_SUITE, COORD_ZNODES_DEFAULT, COORD_ZNODES_MAX,
 };
 use crate::error::{BenchError, Result};
 use crate::progress::Progress;
@@ -193,7 +196,7 @@ impl CoordConfig {
     }
 
     /// Requests in flight per session during the warm-up: [`COORD_WARMUP_DEPTH`], at most
-    /// the deepest workload (the sessions' queues are sized to it).
+    /// the deepest workload.
     fn warmup_depth(&self) -> usize {
         let depth_max = self.workloads.iter().map(|w| w.depth).max().unwrap_or(1);
         COORD_WARMUP_DEPTH.min(depth_max)
@@ -313,19 +316,35 @@ fn measure_target(
     progress: &Progress,
 ) -> Result<Vec<WorkloadResult>> {
     let pids = running.pids();
-    let depth_max = config.workloads.iter().map(|w| w.depth).max().unwrap_or(1);
-    let clients = load::connect(&running.hosts, config.sessions, depth_max)?;
+    let populating = config.sessions.min(COORD_POPULATE_SESSIONS_MAX);
+    let clients = load::connect(&running.hosts, populating, 1)?;
     load::populate(&clients, keyspace)?;
+    drop(clients);
+    let mut sessions = session::connect_all(&running.hosts, config.sessions)?;
     progress.finish_step();
+    let results = run_workloads(config, spec, &mut sessions, keyspace, &pids, progress);
+    session::close_all(&mut sessions);
+    results
+}
+
+/// The warm-up, then every workload, over `sessions`.
+fn run_workloads(
+    config: &CoordConfig,
+    spec: &TargetSpec,
+    sessions: &mut [session::Session],
+    keyspace: &Keyspace,
+    pids: &[u32],
+    progress: &Progress,
+) -> Result<Vec<WorkloadResult>> {
     progress.start_step(&format!("{}: warm-up {:?}", spec.name(), config.warmup));
     let warmup = warmup_workload(config.warmup_depth());
-    load::run(&clients, keyspace, &warmup, (config.warmup, Duration::ZERO), &pids)?;
+    load::run(sessions, keyspace, &warmup, (config.warmup, Duration::ZERO), pids)?;
     progress.finish_step();
     let mut results = Vec::new();
     for workload in &config.workloads {
         let label = config.workload_label(workload);
         progress.start_step(&format!("{}: {} {label}", spec.name(), workload.mix));
-        results.push(load::run(&clients, keyspace, workload, (config.ramp, config.window), &pids)?);
+        results.push(load::run(sessions, keyspace, workload, (config.ramp, config.window), pids)?);
         progress.finish_step();
     }
     Ok(results)
@@ -385,6 +404,7 @@ fn push_series(
                 json!(result.server_cpu_us.map(|us| us as f64 / 1e6 / window_s)),
             )
             .with_extra("generator_cpu_us_per_op", json!(per_op(result.generator_cpu_us)))
+            .with_extra("sessions_lost", result.sessions_lost)
             .with_extra("worst_latency_us_per_100ms", json!(op_result.worst_us));
         if op_result.count > 0 {
             series = series.with_histogram(&op_result.histogram);

@@ -1,41 +1,37 @@
-//! The coord load generator: sessions, pipelined requests, and what they measured.
+//! The coord load generator: what a workload measured, the keys it works on, and a run.
 //!
-//! Sessions are [`Client`]s spread round-robin over the target's servers. At most
-//! [`COORD_GENERATOR_THREADS_MAX`] generator threads each drive a share of them through
-//! [`Client::submit`] and one completion channel sized for every request they may keep in
-//! flight, so the I/O threads never wait on the generator. A session answers in submission
-//! order, so each keeps its sent requests (scheduled time and op) in a FIFO of `depth` slots
-//! and a completion's tag only needs to name the session.
+//! The keys are pre-created through full [`Client`]s ([`connect`], [`populate`]); the
+//! measured load runs over bare [`Session`]s, split round-robin among at most
+//! [`COORD_GENERATOR_THREADS_MAX`] generator threads, each of which owns its sessions'
+//! sockets ([`Driver`]: no thread per session, no channel per request).
 //!
-//! A workload runs a ramp and then a measured window: a completion counts (and its latency is
+//! A workload runs a ramp and then a measured window: a reply counts (and its latency is
 //! recorded) when it arrives inside the window. After the window no new request is sent and
 //! those in flight are drained. Throughput counts successful replies; failed ones are
-//! counted by error code. The servers' CPU time and the generator's own are sampled at the
-//! window's edges.
+//! counted by error code, and a connection lost before the window's end counts its requests
+//! in flight as `ConnectionLoss` (that session then sits out the rest of the run). The
+//! servers' CPU time and the generator's own are sampled at the window's edges.
 
 use super::cpu;
-use super::workload::{Mix, MixOp, Op, Pacing, Workload};
+use super::driver::Driver;
+use super::session::{Outcome, Session};
+use super::workload::{Op, Workload};
 use crate::constants::{
     COORD_DRAIN_TIMEOUT, COORD_GENERATOR_THREADS_MAX, COORD_POPULATE_SESSIONS_MAX,
     COORD_TIMELINE_STEP,
 };
 use crate::error::{BenchError, Result};
 use crate::report::latency_histogram;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Receiver;
 use hdrhistogram::Histogram;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use zabflow_net::client::{Client, ClientConfig, Completion, VERSION_ANY};
-use zabflow_net::jute::{
-    CreateMode, CreateRequest, DeleteRequest, ErrorCode, ExistsRequest, GetChildrenRequest,
-    GetDataRequest, MultiOp, MultiRequest, Request, SetDataRequest, ACL,
-};
+use zabflow_net::client::{Client, ClientConfig, Completion};
+use zabflow_net::jute::{CreateMode, CreateRequest, ErrorCode, Request, ACL};
 use zabflow_net::ZkError;
 
 /// Parent of every node the generator touches on a server it started itself.
 pub const ROOT_PATH_DEFAULT: &str = "/bench";
-/// Longest a generator thread blocks on its completion channel before it looks at the clock.
-const POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// Creates in flight per session while pre-creating the keys.
 const POPULATE_DEPTH: usize = 256;
 
@@ -96,13 +92,13 @@ pub struct OpResult {
 }
 
 impl OpResult {
-    fn new() -> OpResult {
+    pub(super) fn new() -> OpResult {
         let (histogram, errors) = (latency_histogram(), BTreeMap::new());
         OpResult { histogram, count: 0, errors, worst_us: Vec::new() }
     }
 
     /// Records a successful reply `since_start` into the window.
-    fn record(&mut self, since_start: Duration, latency_ns: u64) {
+    pub(super) fn record(&mut self, since_start: Duration, latency_ns: u64) {
         self.histogram.saturating_record(latency_ns.max(1));
         self.count += 1;
         let step = (since_start.as_nanos() / COORD_TIMELINE_STEP.as_nanos()) as usize;
@@ -111,6 +107,17 @@ impl OpResult {
         }
         let latency_us = u32::try_from(latency_ns / 1_000).unwrap_or(u32::MAX);
         self.worst_us[step] = self.worst_us[step].max(latency_us);
+    }
+
+    /// Counts a failed request under its error's name.
+    pub(super) fn count_error(&mut self, outcome: Outcome) {
+        let Some(name) = outcome.error_name() else { return };
+        match self.errors.get_mut(&name) {
+            Some(count) => *count += 1,
+            None => {
+                self.errors.insert(name, 1);
+            }
+        }
     }
 
     fn merge(&mut self, other: &OpResult) {
@@ -141,8 +148,10 @@ pub struct WorkloadResult {
     pub window: Duration,
     /// CPU time of the server processes during the window (`None` for external servers).
     pub server_cpu_us: Option<u64>,
-    /// CPU time of this process (generator and client I/O threads) during the window.
+    /// CPU time of this process (the generator threads) during the window.
     pub generator_cpu_us: Option<u64>,
+    /// Sessions whose connection was lost by the end of the run (they sent nothing more).
+    pub sessions_lost: usize,
 }
 
 impl WorkloadResult {
@@ -152,7 +161,8 @@ impl WorkloadResult {
     }
 }
 
-/// Opens `sessions` sessions, session `i` trying the servers from `hosts[i % hosts.len()]`.
+/// Opens `sessions` full clients (for [`populate`]), session `i` trying the servers from
+/// `hosts[i % hosts.len()]`.
 ///
 /// # Errors
 /// [`BenchError::Load`] when a session cannot be established.
@@ -237,30 +247,39 @@ fn create(path: String, value: &[u8], mode: CreateMode) -> Request {
     Request::Create(CreateRequest { path, data: Some(value.to_vec()), acl, flags: mode.code() })
 }
 
-/// Runs `workload` over `clients` for `ramp` then a measured `window`, sampling the CPU time
-/// of `server_pids` at the window's edges.
+/// Runs `workload` over `sessions` for `ramp` then a measured `window`, sampling the CPU
+/// time of `server_pids` at the window's edges.
 ///
 /// # Errors
-/// [`BenchError::Load`] when a session ends or requests stay unanswered past the drain.
+/// [`BenchError::Load`] when every session has lost its connection before the run, a
+/// generator thread cannot poll, or requests stay unanswered past the drain.
 pub fn run(
-    clients: &[Client],
+    sessions: &mut [Session],
     keyspace: &Keyspace,
     workload: &Workload,
     (ramp, window): (Duration, Duration),
     server_pids: &[u32],
 ) -> Result<WorkloadResult> {
-    let threads = COORD_GENERATOR_THREADS_MAX.min(clients.len()).max(1);
+    if let Some(reason) = all_lost(sessions) {
+        return Err(BenchError::Load(format!("every session has lost its connection: {reason}")));
+    }
+    let threads = COORD_GENERATOR_THREADS_MAX.min(sessions.len()).max(1);
+    let total = sessions.len();
+    let mut shares: Vec<Vec<(usize, &mut Session)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (index, session) in sessions.iter_mut().enumerate() {
+        shares[index % threads].push((index, session));
+    }
     let start = Instant::now();
     let measure_start = start + ramp;
     let measure_end = measure_start + window;
     let outcome = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let mine: Vec<(usize, &Client)> =
-                    clients.iter().enumerate().skip(thread).step_by(threads).collect();
-                let share = (mine.len(), clients.len());
-                let driver = Driver::new(mine, keyspace, workload, (measure_start, measure_end));
-                scope.spawn(move || driver.run(start, share))
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|mine| {
+                let share = (mine.len(), total);
+                let window = (measure_start, measure_end);
+                scope
+                    .spawn(move || Driver::new(mine, keyspace, workload, window)?.run(start, share))
             })
             .collect();
         let cpu = sample_cpu(server_pids, measure_start, measure_end);
@@ -279,7 +298,16 @@ pub fn run(
             total.merge(&part);
         }
     }
-    Ok(WorkloadResult { ops, window, server_cpu_us, generator_cpu_us })
+    let sessions_lost = sessions.iter().filter(|session| session.lost().is_some()).count();
+    Ok(WorkloadResult { ops, window, server_cpu_us, generator_cpu_us, sessions_lost })
+}
+
+/// Why the first session was lost, when every one of `sessions` is.
+fn all_lost(sessions: &[Session]) -> Option<String> {
+    if sessions.iter().any(|session| session.lost().is_none()) {
+        return None;
+    }
+    Some(sessions.first().and_then(Session::lost).unwrap_or("no session").to_owned())
 }
 
 /// CPU time of the servers and of this process between `from` and `to`, in microseconds.
@@ -296,255 +324,4 @@ fn sample_cpu(server_pids: &[u32], from: Instant, to: Instant) -> (Option<u64>, 
     };
     let own = own_before.zip(own_after).map(|(before, after)| after.saturating_sub(before));
     (servers, own)
-}
-
-/// A request sent and not yet answered.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    /// When it was due: its send time in closed loop, its scheduled time in open loop.
-    due: Instant,
-    op: Op,
-}
-
-/// One session as a generator thread drives it.
-struct Session<'a> {
-    client: &'a Client,
-    sent: VecDeque<Sent>,
-    rng: u64,
-    /// The node its last `create` of a create/delete pair made, to delete next.
-    created: Option<String>,
-    created_count: u64,
-    tmp_prefix: String,
-}
-
-/// One generator thread: its sessions, their completion channel, and what it measured.
-struct Driver<'a> {
-    sessions: Vec<Session<'a>>,
-    sender: Sender<Completion>,
-    completions: Receiver<Completion>,
-    keyspace: &'a Keyspace,
-    mix: &'a Mix,
-    pacing: Pacing,
-    depth: usize,
-    window: (Instant, Instant),
-    results: Vec<OpResult>,
-    in_flight: usize,
-    next_session: usize,
-}
-
-impl<'a> Driver<'a> {
-    fn new(
-        clients: Vec<(usize, &'a Client)>,
-        keyspace: &'a Keyspace,
-        workload: &'a Workload,
-        window: (Instant, Instant),
-    ) -> Driver<'a> {
-        let depth = workload.depth;
-        let capacity = clients.len() * depth;
-        let (sender, completions) = crossbeam_channel::bounded(capacity.max(1));
-        let sessions = clients
-            .into_iter()
-            .map(|(index, client)| Session {
-                client,
-                sent: VecDeque::with_capacity(depth),
-                rng: splitmix64(keyspace.seed ^ (index as u64).wrapping_mul(0x9E37_79B9)),
-                created: None,
-                created_count: 0,
-                tmp_prefix: format!("{}/s{:x}-", keyspace.tmp_path(), client.session_id()),
-            })
-            .collect();
-        Driver {
-            sessions,
-            sender,
-            completions,
-            keyspace,
-            mix: &workload.mix,
-            pacing: workload.pacing,
-            depth,
-            window,
-            results: Op::ALL.iter().map(|_| OpResult::new()).collect(),
-            in_flight: 0,
-            next_session: 0,
-        }
-    }
-
-    /// Sends until the window ends, then drains; `share` is (my sessions, all sessions).
-    fn run(mut self, start: Instant, share: (usize, usize)) -> Result<Vec<OpResult>> {
-        let end = self.window.1;
-        let mut schedule = match self.pacing {
-            Pacing::Closed => {
-                for session in 0..self.sessions.len() {
-                    (0..self.depth).try_for_each(|_| self.send(session, Instant::now()))?;
-                }
-                None
-            }
-            Pacing::Open { rate_per_s } => {
-                let rate = rate_per_s as f64 * share.0 as f64 / share.1 as f64;
-                Some((start, Duration::from_secs_f64(1.0 / rate.max(1e-3))))
-            }
-        };
-        loop {
-            let now = Instant::now();
-            if now >= end {
-                break;
-            }
-            let mut wait = (end - now).min(POLL_INTERVAL);
-            if let Some((next_due, interval)) = schedule.as_mut() {
-                while *next_due <= now && *next_due < end {
-                    let Some(session) = self.session_with_room() else { break };
-                    self.send(session, *next_due)?;
-                    *next_due += *interval;
-                }
-                wait = wait.min(next_due.saturating_duration_since(now));
-            }
-            match self.completions.recv_timeout(wait) {
-                Ok(completion) => self.complete(completion, schedule.is_none())?,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
-            }
-            while let Ok(completion) = self.completions.try_recv() {
-                self.complete(completion, schedule.is_none())?;
-            }
-        }
-        self.drain()?;
-        Ok(self.results)
-    }
-
-    fn drain(&mut self) -> Result<()> {
-        let deadline = Instant::now() + COORD_DRAIN_TIMEOUT;
-        while self.in_flight > 0 {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let completion = self.completions.recv_timeout(wait).map_err(|_| {
-                BenchError::Load(format!("{} requests unanswered after the window", self.in_flight))
-            })?;
-            self.complete(completion, false)?;
-        }
-        Ok(())
-    }
-
-    /// The next session, round-robin, with fewer than `depth` requests in flight.
-    fn session_with_room(&mut self) -> Option<usize> {
-        let count = self.sessions.len();
-        let start = self.next_session;
-        let session = (0..count)
-            .map(|step| (start + step) % count)
-            .find(|&session| self.sessions[session].sent.len() < self.depth)?;
-        self.next_session = (session + 1) % count;
-        Some(session)
-    }
-
-    /// Records a reply and, in closed loop before the window's end, sends the next request.
-    fn complete(&mut self, completion: Completion, send_next: bool) -> Result<()> {
-        let now = Instant::now();
-        let session = usize::try_from(completion.tag).expect("tags are session indexes");
-        let sent = self.sessions[session].sent.pop_front().expect("replies come in FIFO order");
-        self.in_flight -= 1;
-        if now >= self.window.0 && now < self.window.1 {
-            let result = &mut self.results[sent.op.index()];
-            match completion.result {
-                Ok(_) => {
-                    let latency_ns = u64::try_from((now - sent.due).as_nanos()).unwrap_or(u64::MAX);
-                    result.record(now - self.window.0, latency_ns);
-                }
-                Err(error) => *result.errors.entry(error_name(&error)).or_insert(0) += 1,
-            }
-        }
-        if send_next && now < self.window.1 {
-            self.send(session, now)?;
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, session: usize, due: Instant) -> Result<()> {
-        let (op, request) = self.next_request(session);
-        let tag = session as u64;
-        let state = &mut self.sessions[session];
-        state.client.submit(request, tag, &self.sender).map_err(|error| {
-            BenchError::Load(format!("session {:x}: {error}", state.client.session_id()))
-        })?;
-        state.sent.push_back(Sent { due, op });
-        self.in_flight += 1;
-        Ok(())
-    }
-
-    fn next_request(&mut self, session: usize) -> (Op, Request) {
-        let keyspace = self.keyspace;
-        let state = &mut self.sessions[session];
-        let roll = next_random(&mut state.rng);
-        let mut key = || {
-            let roll = next_random(&mut state.rng);
-            keyspace.paths[(roll % keyspace.paths.len() as u64) as usize].clone()
-        };
-        let set = |path: String| SetDataRequest {
-            path,
-            data: Some(keyspace.value.clone()),
-            version: VERSION_ANY,
-        };
-        match self.mix.pick(roll) {
-            MixOp::GetData => {
-                (Op::GetData, Request::GetData(GetDataRequest { path: key(), watch: false }))
-            }
-            MixOp::SetData => (Op::SetData, Request::SetData(set(key()))),
-            MixOp::Exists => {
-                (Op::Exists, Request::Exists(ExistsRequest { path: key(), watch: false }))
-            }
-            MixOp::GetChildren => (
-                Op::GetChildren,
-                Request::GetChildren(GetChildrenRequest { path: key(), watch: false }),
-            ),
-            MixOp::Multi => {
-                let ops = vec![MultiOp::SetData(set(key())), MultiOp::SetData(set(key()))];
-                (Op::Multi, Request::Multi(MultiRequest { ops }))
-            }
-            MixOp::CreateSequential => {
-                let path = format!("{}/s-", keyspace.seq_path());
-                (
-                    Op::CreateSequential,
-                    create(path, &keyspace.value, CreateMode::PersistentSequential),
-                )
-            }
-            MixOp::CreateDelete => match state.created.take() {
-                Some(path) => {
-                    (Op::Delete, Request::Delete(DeleteRequest { path, version: VERSION_ANY }))
-                }
-                None => {
-                    state.created_count += 1;
-                    let path = format!("{}{}", state.tmp_prefix, state.created_count);
-                    state.created = Some(path.clone());
-                    (Op::Create, create(path, &keyspace.value, CreateMode::Persistent))
-                }
-            },
-        }
-    }
-}
-
-/// `NoNode`, `ConnectionLoss`, … for a server's code; the client error's kind otherwise.
-fn error_name(error: &ZkError) -> String {
-    match error {
-        ZkError::Code(code) => format!("{code:?}"),
-        ZkError::UnknownCode(code) => format!("code{code}"),
-        ZkError::Closed => "Closed".to_owned(),
-        ZkError::QueueFull => "QueueFull".to_owned(),
-        ZkError::RequestTooLarge { .. } => "RequestTooLarge".to_owned(),
-        ZkError::Connect(_) => "Connect".to_owned(),
-        ZkError::Codec(_) => "Codec".to_owned(),
-    }
-}
-
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// xorshift64*: a fast generator, good enough to pick keys and ops.
-fn next_random(state: &mut u64) -> u64 {
-    if *state == 0 {
-        *state = 0x2545_F491_4F6C_DD1D;
-    }
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }

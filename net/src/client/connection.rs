@@ -22,12 +22,14 @@ use crate::constants::FRAME_LENGTH_BYTES;
 use crate::error::{ZkError, ZkResult};
 use crate::jute::{ConnectRequest, ConnectResponse, FrameDecoder, Record, Writer};
 
-/// Connects to `server` (`host:port`) and exchanges the connect handshake within `timeout`.
+/// Connects to `server` (`host:port`) and exchanges the connect handshake within `timeout`;
+/// the socket comes back non-blocking, with `TCP_NODELAY` set. [`super::Client`] uses it, and
+/// so does a driver that owns its sockets itself (the `bench coord` load generator).
 ///
 /// # Errors
 /// [`ZkError::Connect`] for an address that does not resolve, a connection refused or timed
 /// out, or a response that does not decode.
-pub(crate) fn handshake(
+pub fn handshake(
     server: &str,
     request: &ConnectRequest,
     timeout: Duration,

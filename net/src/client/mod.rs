@@ -46,6 +46,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use config::{ClientConfig, SessionCredentials};
+pub use connection::handshake;
 pub use four_letter::four_letter_word;
 use session::{SessionLoop, Shared, Sink, Submission, WAKER};
 
