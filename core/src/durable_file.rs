@@ -6,10 +6,13 @@
 //! mix, and a rename that was reported done survives.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
+
+/// Slices given to one `writev` (Linux's `IOV_MAX`).
+const WRITE_SLICES_MAX: usize = 1024;
 
 /// Replaces `path` with `bytes`, atomically and durably (see the module docs). The
 /// directory must exist.
@@ -17,12 +20,32 @@ use crate::Error;
 /// # Errors
 /// [`Error::Io`] naming the step and the file.
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace_parts(path, &[bytes])
+}
+
+/// Replaces `path` with the concatenation of `parts`, written one after the other without
+/// copying them together first (a state file's head and its key groups' buffers).
+///
+/// # Errors
+/// As [`replace`].
+pub fn replace_parts(path: &Path, parts: &[&[u8]]) -> Result<(), Error> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     let io = |what: &str, error| Error::io(format!("{what} {}", temporary.display()), error);
     let mut file = File::create(&temporary).map_err(|e| io("create", e))?;
-    file.write_all(bytes).map_err(|e| io("write", e))?;
+    // Gathering writes, straight from the caller's buffers.
+    let mut slices: Vec<IoSlice<'_>> =
+        parts.iter().filter(|part| !part.is_empty()).map(|part| IoSlice::new(part)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let batch = rest.len().min(WRITE_SLICES_MAX);
+        let written = file.write_vectored(&rest[..batch]).map_err(|e| io("write", e))?;
+        if written == 0 {
+            return Err(io("write", std::io::ErrorKind::WriteZero.into()));
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
     file.sync_all().map_err(|e| io("fsync", e))?;
     std::fs::rename(&temporary, path).map_err(|e| io("rename", e))?;
     sync_parent(path)

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zabflow_core::coordinator::Coordinator;
+use zabflow_core::engine::state_file;
 use zabflow_core::engine::{
     committed_decoded, committed_records, CheckpointSettings, CheckpointedOutput, Count, Event,
-    GeneratorConfig, Job, JobConfig, LogPartitions, LogSink, LogSinkReport, Session, Stamped,
-    Tumbling, WindowResult,
+    GeneratorConfig, Job, JobConfig, LogPartitions, LogSink, LogSinkReport, Session, Sliding,
+    Stamped, Tumbling, WindowResult,
 };
 use zabflow_core::log::{Durability, Log, LogOptions};
 use zabflow_core::memory_coordinator::MemoryCoordinator;
@@ -52,11 +53,20 @@ fn write_input(dir: &Path, events: u64, keys: u64, skew: f64, partitions: usize)
     }
 }
 
+/// The sliding windows: 2 s every 100 ms. A pane stays open for 2 s of event time, so the
+/// panes a checkpoint finds unchanged since the previous one are many, however fast the
+/// job runs between two checkpoints (the input is 4–6 s of event time).
+const SLIDING_SIZE: u64 = 2000;
+const SLIDING_SLIDE: u64 = 100;
+
 struct Setup {
     _dir: tempfile::TempDir,
     input: PathBuf,
     output: PathBuf,
     state: PathBuf,
+    /// Sliding windows (panes of 100 ms, incremental snapshots) instead of tumbling
+    /// windows of 100 ms.
+    sliding: bool,
 }
 
 fn setup(events: u64, keys: u64, skew: f64) -> Setup {
@@ -64,7 +74,11 @@ fn setup(events: u64, keys: u64, skew: f64) -> Setup {
     let input = dir.path().join("input");
     write_input(&input, events, keys, skew, 2);
     let (output, state) = (dir.path().join("output"), dir.path().join("state"));
-    Setup { input, output, state, _dir: dir }
+    Setup { input, output, state, _dir: dir, sliding: false }
+}
+
+fn setup_sliding(events: u64, keys: u64) -> Setup {
+    Setup { sliding: true, ..setup(events, keys, 0.0) }
 }
 
 fn settings(setup: &Setup, interval_ms: u64) -> CheckpointSettings {
@@ -94,10 +108,18 @@ fn run_count(
 ) -> Outcome {
     let input = LogPartitions::open(&setup.input).unwrap();
     let output = setup.output.clone();
-    Job::new(config)
+    let keyed = Job::new(config)
         .source("input", move |partition| input.source::<Event>(partition, 50))
         .map("slow", move |event| slow(event, spin))
-        .key_by("by_key", |event: &Event| event.key)
+        .key_by("by_key", |event: &Event| event.key);
+    if setup.sliding {
+        return keyed
+            .window(Sliding::of(SLIDING_SIZE, SLIDING_SLIDE))
+            .aggregate("count", Count)
+            .sink("output", move |shard| LogSink::open(&output, shard))
+            .run_checkpointed(settings, coordinator);
+    }
+    keyed
         .window(Tumbling::of(100))
         .aggregate("count", Count)
         .sink("output", move |shard| LogSink::open(&output, shard))
@@ -107,14 +129,18 @@ fn run_count(
 /// The uninterrupted, unchecked reference: the same job with a collecting sink.
 fn reference(setup: &Setup) -> Vec<Counted> {
     let input = LogPartitions::open(&setup.input).unwrap();
-    let output = Job::new(JobConfig::new(2))
+    let keyed = Job::new(JobConfig::new(2))
         .source("input", move |partition| input.source::<Event>(partition, 50))
-        .key_by("by_key", |event: &Event| event.key)
-        .window(Tumbling::of(100))
-        .aggregate("count", Count)
-        .sink("collect", |_| zabflow_core::engine::CollectSink::default())
-        .run()
-        .unwrap();
+        .key_by("by_key", |event: &Event| event.key);
+    let collect = |_| zabflow_core::engine::CollectSink::default();
+    let output = if setup.sliding {
+        let windowed =
+            keyed.window(Sliding::of(SLIDING_SIZE, SLIDING_SLIDE)).aggregate("count", Count);
+        windowed.sink("collect", collect).run().unwrap()
+    } else {
+        let windowed = keyed.window(Tumbling::of(100)).aggregate("count", Count);
+        windowed.sink("collect", collect).run().unwrap()
+    };
     sorted(output.sink_outputs.into_iter().flatten().collect())
 }
 
@@ -135,6 +161,20 @@ fn run_until_crash(
     checkpoints: usize,
     memory: &MemoryCoordinator,
 ) -> Outcome {
+    let until = move |recorded: &[u64]| recorded.len() >= checkpoints;
+    run_until_crash_with(setup, shards, until, memory, settings(setup, 20), 1500)
+}
+
+/// [`run_until_crash`] with its settings and spin, until `until` holds for the epochs
+/// recorded.
+fn run_until_crash_with(
+    setup: &Setup,
+    shards: usize,
+    until: impl Fn(&[u64]) -> bool + Send + 'static,
+    memory: &MemoryCoordinator,
+    settings: CheckpointSettings,
+    spin: u32,
+) -> Outcome {
     let session = memory.session();
     let watcher = session.clone();
     let done = Arc::new(AtomicBool::new(false));
@@ -142,15 +182,14 @@ fn run_until_crash(
     let killer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !watching.load(Ordering::Relaxed) && Instant::now() < deadline {
-            if watcher.checkpoints("count").map_or(0, |c| c.len()) >= checkpoints {
+            if until(&watcher.checkpoints("count").unwrap_or_default()) {
                 watcher.expire();
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let outcome =
-        run_count(setup, JobConfig::new(shards), settings(setup, 20), Arc::new(session), 1500);
+    let outcome = run_count(setup, JobConfig::new(shards), settings, Arc::new(session), spin);
     done.store(true, Ordering::Relaxed);
     killer.join().unwrap();
     outcome
@@ -338,4 +377,131 @@ impl zabflow_core::engine::Source for Opaque {
     fn out_of_orderness(&self) -> u64 {
         0
     }
+}
+
+/// The epochs the state files of checkpoint `epoch` refer to (incremental snapshots).
+fn referenced_epochs(setup: &Setup, epoch: u64) -> Vec<u64> {
+    refs_under(&setup.state, epoch).unwrap()
+}
+
+fn refs_under(state: &Path, epoch: u64) -> Option<Vec<u64>> {
+    let dir = state.join("count").join(format!("{epoch:019}"));
+    let mut epochs = Vec::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let refs = state_file::read_refs(&entry.ok()?.path()).ok()?;
+        epochs.extend(refs.iter().map(|file| file.epoch));
+    }
+    epochs.sort_unstable();
+    epochs.dedup();
+    Some(epochs)
+}
+
+/// Until at least `checkpoints` epochs were drawn and the newest recorded checkpoint is
+/// incremental (its state files refer to earlier ones).
+fn incremental_after(setup: &Setup, checkpoints: u64) -> impl Fn(&[u64]) -> bool + Send {
+    let state = setup.state.clone();
+    move |recorded: &[u64]| {
+        let Some(&newest) = recorded.last() else { return false };
+        newest >= checkpoints && refs_under(&state, newest).is_some_and(|refs| !refs.is_empty())
+    }
+}
+
+fn epoch_dirs(setup: &Setup) -> Vec<u64> {
+    let mut epochs: Vec<u64> = std::fs::read_dir(setup.state.join("count"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    epochs.sort_unstable();
+    epochs
+}
+
+#[test]
+fn a_sliding_job_restores_from_incremental_snapshots_whose_base_was_pruned() {
+    let setup = setup_sliding(60_000, 200);
+    let expected = reference(&setup);
+    let memory = MemoryCoordinator::new();
+    // Keep one checkpoint: every older one is pruned, and only what the newest refers to
+    // may stay on disk.
+    let settings = CheckpointSettings { keep: 1, ..settings(&setup, 20) };
+    let until = incremental_after(&setup, 6);
+    let crashed = run_until_crash_with(&setup, 2, until, &memory, settings.clone(), 3000);
+    assert!(matches!(crashed, Err(Error::LeadershipLost { .. })), "{crashed:?}");
+    // The newest, and the one before if the crash came between a record and its pruning.
+    let recorded = memory.checkpoints("count").unwrap();
+    assert!(!recorded.is_empty() && recorded.len() <= 2, "{recorded:?}");
+    let latest = *recorded.last().unwrap();
+    let referenced = referenced_epochs(&setup, latest);
+    assert!(!referenced.is_empty(), "checkpoint {latest} is not incremental");
+    assert!(referenced.iter().all(|&epoch| epoch < latest));
+    let on_disk = epoch_dirs(&setup);
+    for epoch in &referenced {
+        assert!(on_disk.contains(epoch), "{epoch} pruned though {latest} refers to it");
+    }
+    let needed: Vec<u64> =
+        recorded.iter().flat_map(|&epoch| referenced_epochs(&setup, epoch)).collect();
+    assert!(
+        on_disk.iter().all(|e| *e > latest || recorded.contains(e) || needed.contains(e)),
+        "left behind: {on_disk:?}, checkpoints {recorded:?} refer to {needed:?}"
+    );
+    let resumed = run_count(&setup, JobConfig::new(2), settings, Arc::new(memory.session()), 0)
+        .expect("the resumed run finishes");
+    assert_eq!(resumed.restored_from, Some(latest), "{:?}", resumed.restore_failures);
+    assert_eq!(committed(&setup), expected);
+    // Only the final checkpoint and what it refers to are left.
+    let last = *memory.checkpoints("count").unwrap().last().unwrap();
+    let mut left = referenced_epochs(&setup, last);
+    left.push(last);
+    assert_eq!(epoch_dirs(&setup), left);
+}
+
+#[test]
+fn an_incremental_sliding_checkpoint_of_two_shards_restores_onto_three_and_one() {
+    let setup = setup_sliding(40_000, 300);
+    let expected = reference(&setup);
+    let memory = MemoryCoordinator::new();
+    let until = incremental_after(&setup, 3);
+    let crashed = run_until_crash_with(&setup, 2, until, &memory, settings(&setup, 20), 3000);
+    assert!(matches!(crashed, Err(Error::LeadershipLost { .. })), "{crashed:?}");
+    let epochs = memory.checkpoints("count").unwrap();
+    let latest = memory.checkpoint("count", *epochs.last().unwrap()).unwrap();
+    assert!(!referenced_epochs(&setup, latest.epoch).is_empty(), "not incremental");
+    let snapshot = copy_dir(&setup);
+    for shards in [3, 1] {
+        restore_dir(&setup, &snapshot);
+        let store = MemoryCoordinator::new();
+        store.campaign("seed").unwrap();
+        while store.next_checkpoint_epoch("count").unwrap() <= latest.epoch {}
+        store.record_checkpoint("count", &latest).unwrap();
+        store.resign().unwrap();
+        let session = Arc::new(store.session());
+        let outcome = run_count(&setup, JobConfig::new(shards), settings(&setup, 20), session, 0)
+            .unwrap_or_else(|error| panic!("{shards} shards: {error}"));
+        let failures = &outcome.restore_failures;
+        assert_eq!(outcome.restored_from, Some(latest.epoch), "{shards} shards: {failures:?}");
+        assert_eq!(committed(&setup), expected, "restored on {shards} shards");
+    }
+}
+
+#[test]
+fn a_missing_referenced_state_file_fails_the_checkpoint_by_name() {
+    let setup = setup_sliding(40_000, 200);
+    let expected = reference(&setup);
+    let memory = MemoryCoordinator::new();
+    let until = incremental_after(&setup, 3);
+    let crashed = run_until_crash_with(&setup, 2, until, &memory, settings(&setup, 20), 3000);
+    assert!(matches!(crashed, Err(Error::LeadershipLost { .. })), "{crashed:?}");
+    let latest = *memory.checkpoints("count").unwrap().last().unwrap();
+    let referenced = referenced_epochs(&setup, latest);
+    let gone = *referenced.first().expect("an incremental checkpoint");
+    std::fs::remove_dir_all(setup.state.join("count").join(format!("{gone:019}"))).unwrap();
+    let outcome =
+        run_count(&setup, JobConfig::new(2), settings(&setup, 20), Arc::new(memory.session()), 0)
+            .expect("falls back and finishes");
+    assert_ne!(outcome.restored_from, Some(latest));
+    let failure = &outcome.restore_failures[0];
+    assert!(
+        failure.contains(&format!("{gone:019}/shard-")) && failure.contains("cannot be read"),
+        "{failure}"
+    );
+    assert_eq!(committed(&setup), expected);
 }

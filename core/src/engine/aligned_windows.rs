@@ -49,6 +49,10 @@ pub struct AlignedWindows<K, T, F: WindowFunction<K, T>> {
     /// The pane the last record went to, so that the next record of the same pane (most
     /// are) skips the division and the scan that find a pane.
     hot: HotPane,
+    /// Starts of the panes a record went into since the last snapshot (a pane not listed is
+    /// unchanged: the next snapshot may leave it to the previous one's state file). Filled
+    /// where a record misses the hot pane, so the snapshot resets `hot`.
+    changed: Vec<u64>,
     watermark: u64,
     counters: OperatorCounters,
     record: PhantomData<fn(&T)>,
@@ -92,6 +96,7 @@ where
             scratch: StateMap::default(),
             due: Vec::new(),
             hot: HotPane::default(),
+            changed: Vec::new(),
             watermark: 0,
             counters: OperatorCounters::default(),
             record: PhantomData,
@@ -290,6 +295,9 @@ where
             let index = self.pane_index(pane_start);
             let end = pane_start.saturating_add(self.pane);
             self.hot = HotPane { start: pane_start, end, index, earliest_end };
+            if !self.changed.contains(&pane_start) {
+                self.changed.push(pane_start);
+            }
             index
         };
         let function = &self.function;
@@ -328,31 +336,44 @@ where
     F: WindowFunction<K, T>,
     F::State: StateCodec,
 {
-    /// Entries `pane_start | key | state`, every open pane's (fired panes kept for the
-    /// allowed lateness included).
-    fn snapshot(&self, out: &mut KeyGroupWriter) {
+    /// One chunk per open pane (fired panes kept for the allowed lateness included), id
+    /// its start, entries `key | state`; a pane no record went into since the previous
+    /// snapshot is left to that snapshot's file when it may.
+    fn snapshot(&mut self, out: &mut KeyGroupWriter) {
         for (start, map) in &self.panes {
+            if !out.begin_chunk(*start, !self.changed.contains(start)) {
+                continue;
+            }
             for (key, state) in map {
                 let buffer = out.buffer_for_key(key);
-                start.encode_state(buffer);
                 key.encode_state(buffer);
                 state.encode_state(buffer);
             }
         }
+        self.changed.clear();
+        // The next record of the hot pane must mark it changed again.
+        self.hot = HotPane::default();
     }
 
-    fn restore(&mut self, _key_group: usize, mut bytes: &[u8]) -> Result<(), StateDecodeError> {
+    fn restore(
+        &mut self,
+        _key_group: usize,
+        start: u64,
+        mut bytes: &[u8],
+    ) -> Result<(), StateDecodeError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if start % self.pane != 0 {
+            return Err(StateDecodeError(format!("pane start {start} of panes of {}", self.pane)));
+        }
+        let index = self.pane_index(start);
+        if !self.changed.contains(&start) {
+            self.changed.push(start);
+        }
         while !bytes.is_empty() {
-            let start = u64::decode_state(&mut bytes)?;
             let key = K::decode_state(&mut bytes)?;
             let state = F::State::decode_state(&mut bytes)?;
-            if start % self.pane != 0 {
-                return Err(StateDecodeError(format!(
-                    "pane start {start} of panes of {}",
-                    self.pane
-                )));
-            }
-            let index = self.pane_index(start);
             self.panes[index].1.insert(key, state);
         }
         Ok(())
@@ -429,5 +450,47 @@ mod tests {
         assert!(results(&mut operator, 15).is_empty());
         assert!(!add(&mut operator, 1, 6).0, "past the lateness");
         assert_eq!(operator.counters().late_firings, 1);
+    }
+
+    #[test]
+    fn snapshots_leave_unchanged_panes_to_the_previous_one_and_restore_by_pane() {
+        use crate::engine::key_group::KeyGroups;
+        use crate::engine::keyed_state::KeyScope;
+        use crate::engine::snapshot::ShardSnapshot;
+        let scope = KeyScope::new(KeyGroups::new(8, 1), 0);
+        let snapshot = |operator: &mut Counts, incremental: bool| {
+            let mut writer = KeyGroupWriter::new(&scope);
+            writer.set_incremental(incremental);
+            operator.snapshot(&mut writer);
+            writer.finish()
+        };
+        let written = |snapshot: &ShardSnapshot| -> Vec<(u64, bool)> {
+            snapshot.chunks.iter().map(|c| (c.id, c.sections.is_some())).collect()
+        };
+        // Size 10, slide 2: panes of 2.
+        let mut operator = Counts::new(10, 2, 0, TimeDomain::EventTime, Aggregated(Count));
+        for (key, timestamp) in [(1, 1), (2, 3), (1, 5), (3, 5)] {
+            assert!(add(&mut operator, key, timestamp).0);
+        }
+        let first = snapshot(&mut operator, true);
+        assert_eq!(written(&first), vec![(0, true), (2, true), (4, true)]);
+        assert!(add(&mut operator, 1, 5).0, "into the hot pane, after the snapshot");
+        assert!(add(&mut operator, 4, 7).0);
+        let second = snapshot(&mut operator, true);
+        assert_eq!(written(&second), vec![(0, false), (2, false), (4, true), (6, true)]);
+        let full = snapshot(&mut operator, false);
+        assert!(full.chunks.iter().all(|chunk| chunk.sections.is_some()), "not incremental");
+        // The panes of the second snapshot: 0 and 2 from the first, 4 and 6 from it.
+        let mut restored = Counts::new(10, 2, 0, TimeDomain::EventTime, Aggregated(Count));
+        for (source, chunk) in [(&first, 0), (&first, 1), (&second, 2), (&second, 3)] {
+            let chunk = &source.chunks[chunk];
+            let sections = chunk.sections.as_ref().unwrap();
+            for (local, &(start, length)) in sections.iter().enumerate() {
+                let bytes = &source.buffers[local][start..start + length];
+                restored.restore(local, chunk.id, bytes).unwrap();
+            }
+        }
+        assert_eq!(results(&mut restored, u64::MAX), results(&mut operator, u64::MAX));
+        assert!(restored.restore(0, 3, &[0; 16]).is_err(), "3 starts no pane");
     }
 }

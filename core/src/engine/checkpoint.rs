@@ -34,8 +34,11 @@
 //!    acknowledges. When every shard acknowledged, the driver records the checkpoint
 //!    (`record_checkpoint`, fenced by leadership), writes the sinks' commit files (phase
 //!    two: the output up to `e` becomes visible), prunes to the newest `keep` checkpoints
-//!    and deletes the pruned checkpoints' state files. A checkpoint not acknowledged
-//!    within `timeout` is aborted (its state files deleted) and the job goes on.
+//!    and deletes the pruned checkpoints' state files once no kept checkpoint refers to
+//!    them (an incremental snapshot leaves the panes that did not change to the shard's
+//!    previous, completed, snapshot's file; see [`state_file`](super::state_file)). A
+//!    checkpoint not acknowledged within `timeout` is aborted (its state files deleted)
+//!    and the job goes on.
 //! 4. **End.** When every source is exhausted and every window has fired, a final
 //!    checkpoint commits all output, and the run returns.
 //!

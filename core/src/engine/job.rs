@@ -576,19 +576,16 @@ where
         let restore_started = Instant::now();
         let (plan, restore_failures, recorded) =
             checkpoint_driver::find_restore_plan(&settings, coordinator, config.key_groups)?;
-        checkpoint_driver::remove_unrecorded_state(&settings, &recorded);
-        let driver = Driver::new(&settings, coordinator, config.shards, config.key_groups)?;
+        let refs = checkpoint_driver::remove_unrecorded_state(&settings, &recorded);
+        let driver = Driver::new(&settings, coordinator, config.shards, config.key_groups, refs)?;
         let names = self.names();
         let KeyedJob { operated, sink, metrics, .. } = self;
         let (trigger, plan_ref) = (driver.trigger.clone(), plan.as_ref());
         let work =
             build_shards(&operated, &sink, &RtrbExchange, names, metrics, |parts, scope| {
                 restore_shard(parts, plan_ref, names)?;
-                let checkpointing = ShardCheckpointing {
-                    trigger: trigger.clone(),
-                    scope: scope.clone(),
-                    tasks: driver.task_sender(),
-                };
+                let checkpointing =
+                    ShardCheckpointing::new(trigger.clone(), scope.clone(), driver.task_sender());
                 let snapshot: SnapshotFn<OF::Operator> = |operator, out| operator.snapshot(out);
                 Ok(Some((checkpointing, snapshot)))
             })?;
@@ -634,12 +631,15 @@ where
     parts.operator.restore_time(plan.watermark);
     *parts.start_time = plan.watermark;
     for group in parts.scope.range() {
-        parts.operator.restore(group, plan.section(group)).map_err(|error| {
-            Error::Checkpoint(format!(
-                "checkpoint {}: key group {group} of operator `{}` does not decode: {error}",
-                plan.epoch, names.operator
-            ))
-        })?;
+        for (chunk, bytes) in plan.chunks(group) {
+            parts.operator.restore(group, chunk, bytes).map_err(|error| {
+                Error::Checkpoint(format!(
+                    "checkpoint {}: key group {group} (chunk {chunk}) of operator `{}` does \
+                     not decode: {error}",
+                    plan.epoch, names.operator
+                ))
+            })?;
+        }
     }
     Ok(())
 }

@@ -103,11 +103,16 @@ where
         }
     }
 
-    fn snapshot(&self, out: &mut KeyGroupWriter) {
+    fn snapshot(&mut self, out: &mut KeyGroupWriter) {
         self.function.snapshot(out);
     }
 
-    fn restore(&mut self, key_group: usize, mut bytes: &[u8]) -> Result<(), StateDecodeError> {
+    fn restore(
+        &mut self,
+        key_group: usize,
+        _chunk: u64,
+        mut bytes: &[u8],
+    ) -> Result<(), StateDecodeError> {
         self.function.restore(key_group, &mut bytes)?;
         if !bytes.is_empty() {
             let left = bytes.len();

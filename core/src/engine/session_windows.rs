@@ -292,7 +292,7 @@ where
     F::State: StateCodec,
 {
     /// Entries `key | start | end | fired | state`, one per live session.
-    fn snapshot(&self, out: &mut KeyGroupWriter) {
+    fn snapshot(&mut self, out: &mut KeyGroupWriter) {
         for node in self.nodes.iter().flatten() {
             let buffer = out.buffer_for_key(&node.key);
             node.key.encode_state(buffer);
@@ -303,7 +303,12 @@ where
         }
     }
 
-    fn restore(&mut self, _key_group: usize, mut bytes: &[u8]) -> Result<(), StateDecodeError> {
+    fn restore(
+        &mut self,
+        _key_group: usize,
+        _chunk: u64,
+        mut bytes: &[u8],
+    ) -> Result<(), StateDecodeError> {
         while !bytes.is_empty() {
             let key = K::decode_state(&mut bytes)?;
             let (start, end) = (u64::decode_state(&mut bytes)?, u64::decode_state(&mut bytes)?);

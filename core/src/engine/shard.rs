@@ -219,7 +219,7 @@ pub(crate) struct KeyedShardParts<S: Source, C: Chain<S::Record>, KF, Op, Snk, L
 
 /// Copies an operator's state into snapshot buffers (`SnapshotState::snapshot`, named
 /// where the operator's type is known to support it).
-pub(crate) type SnapshotFn<Op> = fn(&Op, &mut KeyGroupWriter);
+pub(crate) type SnapshotFn<Op> = fn(&mut Op, &mut KeyGroupWriter);
 
 /// A checkpointed shard's barrier bookkeeping.
 struct Alignment<T, Op> {
@@ -237,6 +237,8 @@ struct Alignment<T, Op> {
     first_barrier: Option<Instant>,
     /// Bytes of each key group's buffer in the last snapshot.
     group_bytes: Vec<usize>,
+    /// The epoch of the shard's last snapshot (the base of an incremental one).
+    previous: Option<u64>,
 }
 
 /// A shard of a keyed job: source → chain → exchange → keyed operator → sink.
@@ -290,6 +292,7 @@ where
             injected: 0,
             first_barrier: None,
             group_bytes: Vec::new(),
+            previous: None,
         });
         KeyedShard {
             alignment,
@@ -698,24 +701,33 @@ where
         let started = Instant::now();
         let alignment = self.alignment.as_mut().expect("a checkpointed shard");
         let mut writer = alignment.checkpointing.writer();
+        // Incremental (unchanged chunks left to the previous snapshot's files) when the
+        // previous snapshot's checkpoint completed; a full copy after an abort.
+        let recorded = alignment.checkpointing.trigger.last_recorded();
+        let base = alignment.previous.filter(|&previous| previous == recorded && recorded != 0);
+        writer.set_incremental(base.is_some());
         // Sized as the last snapshot was: state changes slowly, and growing a buffer
         // copies it and touches fresh pages while the shard's loop stands still.
         writer.reserve(&alignment.group_bytes);
         let names = self.parts.names;
-        guarded(names.operator, || (alignment.snapshot)(&self.parts.operator, &mut writer));
+        let operator = &mut self.parts.operator;
+        guarded(names.operator, || (alignment.snapshot)(operator, &mut writer));
         let sink = guarded(names.sink, || self.parts.sink.prepare_commit())?;
-        let groups = writer.into_groups();
+        let state = writer.finish();
         alignment.group_bytes.clear();
-        alignment.group_bytes.extend(groups.iter().map(|(_, bytes)| bytes.len()));
+        alignment.group_bytes.extend(state.buffers.iter().map(Vec::len));
+        alignment.previous = Some(epoch);
         let task = SnapshotTask {
             epoch,
             shard: self.parts.index,
             watermark,
-            groups,
+            state,
+            base,
             source_offsets,
             sink,
             alignment: alignment_time,
             snapshot: started.elapsed(),
+            spare: alignment.checkpointing.spare_sender(),
         };
         // The writer outlives every shard; if it is gone the driver is too.
         let _ = alignment.checkpointing.tasks.send(task);
