@@ -38,8 +38,10 @@ use crate::constants::{
     SNAP_RETAIN_COUNT_MIN, TICK_TIME_MS_DEFAULT,
 };
 use crate::error::{Error, Result};
+use crate::keystore::{StoreConfig, StoreType};
 use crate::reconfig::ReconfigConfig;
 use crate::session_tracker::SessionConfig;
+use crate::tls::{ClientAuth, TlsConfig};
 
 /// One `server.N` line of an ensemble.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +63,15 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `dataLogDir`; `None` puts the txn log under `dataDir`.
     pub data_log_dir: Option<PathBuf>,
-    pub client_port: u16,
+    /// `clientPort`: the plain port. `None` when only `secureClientPort` is set (with
+    /// neither set, the default port 2181).
+    pub client_port: Option<u16>,
     pub client_port_address: Option<IpAddr>,
+    /// `secureClientPort`: the TLS port, configured by `tls`.
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The `ssl.*` settings of the secure port.
+    pub tls: TlsConfig,
     /// Connections per client IP; 0 is unlimited.
     pub max_client_cnxns: u32,
     pub min_session_timeout_ms: Option<u32>,
@@ -110,8 +119,11 @@ impl Default for ServerConfig {
             sync_limit: 5,
             data_dir: PathBuf::new(),
             data_log_dir: None,
-            client_port: CLIENT_PORT_DEFAULT,
+            client_port: None,
             client_port_address: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            tls: TlsConfig::default(),
             max_client_cnxns: MAX_CLIENT_CNXNS_DEFAULT,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
@@ -292,7 +304,7 @@ impl ServerConfig {
             "syncLimit" => self.sync_limit = number(line, key, value)?,
             "dataDir" => self.data_dir = PathBuf::from(value),
             "dataLogDir" => self.data_log_dir = Some(PathBuf::from(value)),
-            "clientPort" => self.client_port = number(line, key, value)?,
+            "clientPort" => self.client_port = Some(number(line, key, value)?),
             "clientPortAddress" => self.client_port_address = Some(number(line, key, value)?),
             "maxClientCnxns" => self.max_client_cnxns = number(line, key, value)?,
             "minSessionTimeout" => self.min_session_timeout_ms = positive(line, key, value)?,
@@ -317,7 +329,42 @@ impl ServerConfig {
             "localSessionsUpgradingEnabled" => {
                 self.local_sessions_upgrading_enabled = boolean(line, key, value)?;
             }
+            "secureClientPort" => self.secure_client_port = Some(number(line, key, value)?),
+            "secureClientPortAddress" => {
+                self.secure_client_port_address = Some(number(line, key, value)?);
+            }
+            // zabflow has one connection layer, serving both ports like Netty's factory.
+            "serverCnxnFactory" => {}
+            _ if key.starts_with("ssl.") && !key.starts_with("ssl.quorum.") => {
+                return self.set_tls(line, key, value);
+            }
             _ if key.starts_with("server.") => self.peers.push(parse_peer(line, key, value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Applies one `ssl.*` entry; false when the key is unknown.
+    fn set_tls(&mut self, line: Place<'_>, key: &str, value: &str) -> Result<bool> {
+        let tls = &mut self.tls;
+        let field = &key["ssl.".len()..];
+        if let Some(field) = field.strip_prefix("keyStore.") {
+            return set_store(&mut tls.key_store, line, key, field, value);
+        }
+        if let Some(field) = field.strip_prefix("trustStore.") {
+            return set_store(&mut tls.trust_store, line, key, field, value);
+        }
+        match field {
+            "clientAuth" => {
+                tls.client_auth = ClientAuth::from_name(value)
+                    .ok_or_else(|| bad(line, key, value, "expected need, want or none"))?;
+            }
+            "protocol" => tls.protocol = Some(value.to_owned()),
+            "enabledProtocols" => {
+                let names = value.split(',').map(str::trim).filter(|name| !name.is_empty());
+                tls.enabled_protocols = Some(names.map(str::to_owned).collect());
+            }
+            "ciphersuites" => tls.cipher_suites = Some(value.to_owned()),
             _ => return Ok(false),
         }
         Ok(true)
@@ -329,6 +376,17 @@ impl ServerConfig {
         }
         if self.snap_count < 2 {
             return Err(Error::Config("snapCount must be at least 2".to_owned()));
+        }
+        if self.client_port.is_none() && self.secure_client_port.is_none() {
+            self.client_port = Some(CLIENT_PORT_DEFAULT);
+        }
+        if self.client_port.is_none() && self.client_port_address.is_some() {
+            return Err(Error::Config("clientPortAddress is set but clientPort is not".to_owned()));
+        }
+        if self.secure_client_port.is_some() && self.tls.key_store.is_none() {
+            return Err(Error::Config(
+                "secureClientPort is set but ssl.keyStore.location is not".to_owned(),
+            ));
         }
         // ZooKeeper raises a retain count below 3 to 3 (`DatadirCleanupManager`).
         self.snap_retain_count = self.snap_retain_count.max(SNAP_RETAIN_COUNT_MIN);
@@ -413,11 +471,20 @@ impl ServerConfig {
         self.data_dir.join("version-2")
     }
 
-    /// The address to listen on: `clientPortAddress` (default all interfaces) : `clientPort`.
+    /// The plain address to listen on: `clientPortAddress` (default all interfaces) :
+    /// `clientPort`; `None` when only the secure port is configured.
     #[must_use]
-    pub fn client_address(&self) -> SocketAddr {
+    pub fn client_address(&self) -> Option<SocketAddr> {
         let ip = self.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        SocketAddr::new(ip, self.client_port)
+        self.client_port.map(|port| SocketAddr::new(ip, port))
+    }
+
+    /// The TLS address to listen on: `secureClientPortAddress` (default all interfaces) :
+    /// `secureClientPort`, when set.
+    #[must_use]
+    pub fn secure_client_address(&self) -> Option<SocketAddr> {
+        let ip = self.secure_client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        self.secure_client_port.map(|port| SocketAddr::new(ip, port))
     }
 
     /// Whether four-letter word `word` may run.
@@ -425,6 +492,33 @@ impl ServerConfig {
     pub fn four_letter_enabled(&self, word: &str) -> bool {
         word == "srvr" || self.four_letter_whitelist.contains(word)
     }
+}
+
+/// One `ssl.keyStore.*` or `ssl.trustStore.*` field; false when the field is unknown.
+fn set_store(
+    store: &mut Option<StoreConfig>,
+    line: Place<'_>,
+    key: &str,
+    field: &str,
+    value: &str,
+) -> Result<bool> {
+    let store = store.get_or_insert_with(|| StoreConfig {
+        location: PathBuf::new(),
+        password: None,
+        store_type: None,
+    });
+    match field {
+        "location" => store.location = PathBuf::from(value),
+        "password" => store.password = Some(value.to_owned()),
+        "type" if value.is_empty() => store.store_type = None,
+        "type" => {
+            let store_type = StoreType::from_name(value)
+                .ok_or_else(|| bad(line, key, value, "expected JKS, PEM, PKCS12 or BCFKS"))?;
+            store.store_type = Some(store_type);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 fn positive(line: Place<'_>, key: &str, value: &str) -> Result<Option<u32>> {
@@ -487,7 +581,8 @@ mod tests {
         assert_eq!(config.tick_time_ms, 1000);
         assert_eq!((config.init_limit, config.sync_limit), (7, 3));
         assert_eq!(config.txn_log_dir(), PathBuf::from("/l/version-2/log"));
-        assert_eq!(config.client_address().to_string(), "127.0.0.1:2182");
+        assert_eq!(config.client_address().unwrap().to_string(), "127.0.0.1:2182");
+        assert_eq!(config.secure_client_address(), None);
         assert!(!config.force_sync && config.extended_types_enabled);
         assert_eq!((config.snap_count, config.snap_retain_count), (100, 5));
         assert!(config.four_letter_enabled("mntr") && config.four_letter_enabled("srvr"));
@@ -508,6 +603,36 @@ mod tests {
         assert!(ServerConfig::parse("dataDir=/d\nforceSync=maybe\n").is_err());
         let inverted = "dataDir=/d\nminSessionTimeout=9000\nmaxSessionTimeout=5000\n";
         assert!(ServerConfig::parse(inverted).is_err());
+    }
+
+    #[test]
+    fn reads_the_tls_settings() {
+        let text = "dataDir=/d\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.2\n\
+                    serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+                    ssl.keyStore.location=/k/keystore.jks\nssl.keyStore.password=pw\n\
+                    ssl.trustStore.location=/k/trust.pem\nssl.trustStore.type=pem\n\
+                    ssl.clientAuth=want\nssl.enabledProtocols=TLSv1.2, TLSv1.3\n\
+                    ssl.ciphersuites=TLS_AES_128_GCM_SHA256\nssl.quorum.keyStore.location=/q\n";
+        let (config, warnings) = ServerConfig::parse(text).unwrap();
+        assert_eq!(config.client_address(), None, "only the secure port is set");
+        assert_eq!(config.secure_client_address().unwrap().to_string(), "127.0.0.2:2281");
+        let key_store = config.tls.key_store.as_ref().unwrap();
+        assert_eq!(key_store.location, PathBuf::from("/k/keystore.jks"));
+        assert_eq!((key_store.password.as_deref(), key_store.store_type), (Some("pw"), None));
+        let trust_store = config.tls.trust_store.as_ref().unwrap();
+        assert_eq!(trust_store.store_type, Some(StoreType::Pem));
+        assert_eq!(config.tls.client_auth, ClientAuth::Want);
+        assert_eq!(config.tls.enabled_protocols, Some(vec!["TLSv1.2".into(), "TLSv1.3".into()]));
+        assert_eq!(warnings.len(), 1, "only ssl.quorum.* is unknown: {warnings:?}");
+        let (both, _) = ServerConfig::parse(&format!("{text}clientPort=2181\n")).unwrap();
+        assert_eq!(both.client_address().unwrap().port(), 2181);
+        let (neither, _) = ServerConfig::parse("dataDir=/d\n").unwrap();
+        assert_eq!(neither.client_address().unwrap().port(), 2181, "ZooKeeper's default");
+        let no_key_store = ServerConfig::parse("dataDir=/d\nsecureClientPort=2281\n");
+        assert!(no_key_store.unwrap_err().to_string().contains("ssl.keyStore.location"));
+        let bad_auth = ServerConfig::parse("dataDir=/d\nssl.clientAuth=maybe\n").unwrap_err();
+        assert!(bad_auth.to_string().contains("need, want or none"), "{bad_auth}");
+        assert!(ServerConfig::parse("dataDir=/d\nssl.keyStore.type=XYZ\n").is_err());
     }
 
     #[test]

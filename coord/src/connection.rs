@@ -13,6 +13,15 @@
 //! or the output passes `CONNECTION_OUTPUT_BYTES_HIGH`, and disconnects a client whose
 //! output passes `CONNECTION_OUTPUT_BYTES_MAX` (it stopped reading its own replies and
 //! watch events). The socket is edge-triggered: reads and writes go until `WouldBlock`.
+//!
+//! A connection of the secure port carries a rustls `ServerConnection` between the socket
+//! and the buffers: a read feeds it ciphertext (`read_tls`, `process_new_packets`) and takes
+//! out plaintext into the same input buffer, a flush hands it the output (at most
+//! `TLS_PLAINTEXT_PENDING_BYTES_MAX` at a time, so the output bound still counts) and writes
+//! its records (`write_tls`). Everything above the buffers — frames, sessions, requests —
+//! is the same code for both ports. A failed handshake (no or an untrusted client
+//! certificate, plain bytes on the TLS port) is logged, an alert is sent and the connection
+//! is closed; nothing else is touched.
 
 use std::collections::VecDeque;
 use std::io::{self, Read as _, Write as _};
@@ -24,7 +33,7 @@ use zabflow_net::jute::{Id, Request, RequestHeader, Writer};
 
 use crate::constants::{
     CONNECTION_OUTPUT_BYTES_HIGH, CONNECTION_OUTPUT_BYTES_MAX, CONNECTION_PENDING_REQUESTS_MAX,
-    CONNECTION_READ_CHUNK_BYTES,
+    CONNECTION_READ_CHUNK_BYTES, TLS_PLAINTEXT_PENDING_BYTES_MAX,
 };
 use crate::watch_manager::SessionId;
 
@@ -76,6 +85,8 @@ pub struct Connection {
     input_end: usize,
     output: Vec<u8>,
     output_start: usize,
+    /// The TLS session of a secure-port connection.
+    tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// What a read from the socket found.
@@ -89,7 +100,17 @@ pub enum ReadOutcome {
 impl Connection {
     /// A new connection from `peer`.
     #[must_use]
-    pub fn new(id: u64, socket: TcpStream, peer: SocketAddr, now: Instant) -> Self {
+    pub fn new(
+        id: u64,
+        socket: TcpStream,
+        peer: SocketAddr,
+        tls: Option<rustls::ServerConnection>,
+        now: Instant,
+    ) -> Self {
+        let tls = tls.map(|mut tls| {
+            tls.set_buffer_limit(Some(TLS_PLAINTEXT_PENDING_BYTES_MAX));
+            Box::new(tls)
+        });
         Connection {
             id,
             socket,
@@ -105,7 +126,14 @@ impl Connection {
             input_end: 0,
             output: Vec::new(),
             output_start: 0,
+            tls,
         }
+    }
+
+    /// Whether this is a connection of the secure (TLS) port.
+    #[must_use]
+    pub fn is_secure(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The session, once established.
@@ -145,12 +173,17 @@ impl Connection {
             self.input.resize(filled + CONNECTION_READ_CHUNK_BYTES, 0);
         }
         let chunk = filled..filled + CONNECTION_READ_CHUNK_BYTES;
-        let outcome = match self.socket.read(&mut self.input[chunk]) {
-            Ok(0) => (0, ReadOutcome::Closed),
-            Ok(bytes) => (bytes, ReadOutcome::Data),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => (0, ReadOutcome::WouldBlock),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => (0, ReadOutcome::Data),
-            Err(_) => (0, ReadOutcome::Closed),
+        let outcome = match &mut self.tls {
+            None => match self.socket.read(&mut self.input[chunk]) {
+                Ok(0) => (0, ReadOutcome::Closed),
+                Ok(bytes) => (bytes, ReadOutcome::Data),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    (0, ReadOutcome::WouldBlock)
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => (0, ReadOutcome::Data),
+                Err(_) => (0, ReadOutcome::Closed),
+            },
+            Some(tls) => read_tls_chunk(tls, &mut self.socket, self.peer, &mut self.input[chunk]),
         };
         self.input_end = filled + outcome.0;
         outcome.1
@@ -169,7 +202,10 @@ impl Connection {
     /// request read before the close was decided is answered and written.
     #[must_use]
     pub fn finished(&self) -> bool {
-        self.close_after_flush && self.pending.is_empty() && self.output_bytes() == 0
+        self.close_after_flush
+            && self.pending.is_empty()
+            && self.output_bytes() == 0
+            && !self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Bytes queued for the client and not yet written.
@@ -202,13 +238,23 @@ impl Connection {
     /// The socket's error (the connection is then dead).
     pub fn flush(&mut self) -> io::Result<()> {
         while self.output_start < self.output.len() {
-            match self.socket.write(&self.output[self.output_start..]) {
+            let written = match &mut self.tls {
+                None => self.socket.write(&self.output[self.output_start..]),
+                Some(tls) => {
+                    write_tls_output(tls, &mut self.socket, &self.output[self.output_start..])
+                }
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(bytes) => self.output_start += bytes,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
+        }
+        if let Some(tls) = &mut self.tls {
+            // Handshake messages and records of plaintext taken above.
+            write_tls_records(tls, &mut self.socket)?;
         }
         if self.output_start == self.output.len() {
             self.output.clear();
@@ -221,6 +267,73 @@ impl Connection {
     }
 }
 
+/// One read on a TLS connection: plaintext rustls already holds, else ciphertext from the
+/// socket, processed, its answer (handshake messages, alerts) written at once.
+fn read_tls_chunk(
+    tls: &mut rustls::ServerConnection,
+    socket: &mut TcpStream,
+    peer: SocketAddr,
+    chunk: &mut [u8],
+) -> (usize, ReadOutcome) {
+    loop {
+        match tls.reader().read(chunk) {
+            Ok(0) => return (0, ReadOutcome::Closed), // close_notify
+            Ok(bytes) => return (bytes, ReadOutcome::Data),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return (0, ReadOutcome::Closed), // closed without close_notify
+        }
+        match tls.read_tls(socket) {
+            Ok(0) => return (0, ReadOutcome::Closed),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return (0, ReadOutcome::WouldBlock)
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return (0, ReadOutcome::Closed),
+        }
+        if let Err(error) = tls.process_new_packets() {
+            let stage = if tls.is_handshaking() { "handshake" } else { "session" };
+            crate::server::log_event(&format!(
+                "TLS {stage} with {peer} failed: {error}; connection closed"
+            ));
+            let _ = write_tls_records(tls, socket); // the alert
+            return (0, ReadOutcome::Closed);
+        }
+        if write_tls_records(tls, socket).is_err() {
+            return (0, ReadOutcome::Closed);
+        }
+    }
+}
+
+/// Hands rustls as much of `output` as it takes and writes its records; the bytes taken.
+fn write_tls_output(
+    tls: &mut rustls::ServerConnection,
+    socket: &mut TcpStream,
+    output: &[u8],
+) -> io::Result<usize> {
+    let taken = tls.writer().write(output)?;
+    write_tls_records(tls, socket)?;
+    if taken == 0 {
+        // rustls holds its limit of unsent records (or still handshakes): wait for the socket.
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(taken)
+}
+
+/// Writes the records rustls has ready until done or `WouldBlock` (which is no error).
+fn write_tls_records(tls: &mut rustls::ServerConnection, socket: &mut TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(socket) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +344,7 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let socket = TcpStream::from_std(server);
-        (Connection::new(1, socket, peer, Instant::now()), client)
+        (Connection::new(1, socket, peer, None, Instant::now()), client)
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub const CONNECTION_OUTPUT_BYTES_HIGH: usize = 1 << 20;
 /// client that lets this much pile up is disconnected; its session survives until expiry.
 pub const CONNECTION_OUTPUT_BYTES_MAX: usize = 64 << 20;
 
+/// Plaintext a TLS connection's rustls session may hold encrypted and unsent; the rest of
+/// the output waits in the connection's own buffer, where the output bounds count it.
+pub const TLS_PLAINTEXT_PENDING_BYTES_MAX: usize = 256 << 10;
+
 /// Txns prepared but not yet durable and applied, over all sessions. At this many the
 /// server stops reading requests until the sync thread catches up.
 pub const TXNS_IN_FLIGHT_MAX: usize = 16_384;
@@ -125,6 +129,7 @@ pub const SNAPSHOTS_KEPT_WITHOUT_PURGE: usize = usize::MAX;
 pub const TXN_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 
 const _: () = assert!(CONNECTION_OUTPUT_BYTES_HIGH < CONNECTION_OUTPUT_BYTES_MAX);
+const _: () = assert!(TLS_PLAINTEXT_PENDING_BYTES_MAX <= CONNECTION_OUTPUT_BYTES_HIGH);
 const _: () = assert!(SYNC_BATCH_TXNS_MAX <= TXNS_IN_FLIGHT_MAX);
 const _: () = assert!(ENCODE_SCRATCH_BYTES_INITIAL <= ENCODE_SCRATCH_BYTES_RETAINED_MAX);
 const _: () = assert!(SESSION_TIMEOUT_TICKS_MIN < SESSION_TIMEOUT_TICKS_MAX);

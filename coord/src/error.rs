@@ -24,6 +24,10 @@ pub enum Error {
     /// zoo.cfg cannot be read or holds a bad value.
     #[error("config: {0}")]
     Config(String),
+    /// The TLS setup cannot be used: a keystore or trust store that cannot be read or
+    /// opened, or `ssl.*` settings rustls cannot honour.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A file or socket operation of the server failed.
     #[error("{context}: {message}")]
     Io { context: String, message: String },

@@ -219,10 +219,11 @@ fn max_open_files() -> u64 {
 fn conf(config: &ServerConfig) -> String {
     let session = config.session_config();
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize=0\ndataLogDir={}\n\
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize=0\ndataLogDir={}\n\
          dataLogSize=0\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
          maxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
-        config.client_port,
+        config.client_port.map_or(-1, i32::from),
+        config.secure_client_port.map_or(-1, i32::from),
         config.snapshot_dir().display(),
         config.txn_log_dir().display(),
         config.tick_time_ms,

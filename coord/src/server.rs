@@ -50,6 +50,8 @@ use crate::txn_log::{encode, TxnLog};
 use crate::watch_manager::SessionId;
 
 const LISTENER: Token = Token(usize::MAX - 1);
+/// The secure (TLS) client port's listener.
+const SECURE_LISTENER: Token = Token(usize::MAX - 4);
 const WAKER: Token = Token(usize::MAX - 2);
 /// The ensemble's peer links (an inline [`crate::zab::transport::PeerTransport`]'s poll).
 const PEERS: Token = Token(usize::MAX - 3);
@@ -105,8 +107,11 @@ impl Clock {
 pub struct Server {
     pub(crate) config: ServerConfig,
     poll: Poll,
-    listener: TcpListener,
-    local_address: SocketAddr,
+    listener: Option<TcpListener>,
+    local_address: Option<SocketAddr>,
+    /// `secureClientPort`: its listener and the TLS configuration of its connections.
+    secure_listener: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    secure_address: Option<SocketAddr>,
     pub(crate) decoder: FrameDecoder,
     pub(crate) connections: HashMap<u64, Connection>,
     per_ip: HashMap<IpAddr, u32>,
@@ -183,6 +188,17 @@ pub fn log_event(message: &str) {
     eprintln!("zabflow node: {message}");
 }
 
+/// Binds `address` and registers the listener under `token`; returns the bound address.
+fn listen(poll: &Poll, address: SocketAddr, token: Token) -> Result<(TcpListener, SocketAddr)> {
+    let mut listener =
+        TcpListener::bind(address).map_err(|e| Error::io(format!("bind {address}"), &e))?;
+    poll.registry()
+        .register(&mut listener, token, Interest::READABLE)
+        .map_err(|e| Error::io("register listener", &e))?;
+    let bound = listener.local_addr().map_err(|e| Error::io("local address", &e))?;
+    Ok((listener, bound))
+}
+
 /// What recovery found on disk.
 struct Recovered {
     tree: DataTree,
@@ -254,6 +270,15 @@ impl Server {
     /// # Errors
     /// Recovery failures and [`Error::Io`] when the port cannot be bound.
     pub fn open(config: ServerConfig) -> Result<Server> {
+        // A keystore that cannot be used stops the server before it touches its data.
+        let secure_tls = match config.secure_client_address() {
+            Some(_) => {
+                let (tls, warnings) = config.tls.server_config()?;
+                warnings.iter().for_each(|warning| log_event(warning));
+                Some(tls)
+            }
+            None => None,
+        };
         let replicated = config.peers.len() > 1;
         let keep_recent = if replicated { crate::constants::ZAB_HISTORY_MAX } else { 0 };
         let Recovered { tree, sessions, log, last_zxid, base_zxid, recent } =
@@ -292,13 +317,20 @@ impl Server {
         } else {
             None
         };
-        let address = config.client_address();
-        let mut listener =
-            TcpListener::bind(address).map_err(|e| Error::io(format!("bind {address}"), &e))?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| Error::io("register listener", &e))?;
-        let local_address = listener.local_addr().map_err(|e| Error::io("local address", &e))?;
+        let (listener, local_address) = match config.client_address() {
+            Some(address) => {
+                let (listener, bound) = listen(&poll, address, LISTENER)?;
+                (Some(listener), Some(bound))
+            }
+            None => (None, None),
+        };
+        let (secure_listener, secure_address) = match (config.secure_client_address(), secure_tls) {
+            (Some(address), Some(tls)) => {
+                let (listener, bound) = listen(&poll, address, SECURE_LISTENER)?;
+                (Some((listener, tls)), Some(bound))
+            }
+            _ => (None, None),
+        };
         let mut tree = tree;
         set_dynamic_config(&mut tree, &config, clock.now_ms());
         let prep_config = PrepConfig {
@@ -310,6 +342,8 @@ impl Server {
             poll,
             listener,
             local_address,
+            secure_listener,
+            secure_address,
             connections: HashMap::new(),
             per_ip: HashMap::new(),
             next_connection_id: 0,
@@ -341,14 +375,25 @@ impl Server {
             config,
         };
         server.purge_if_due(now_ms);
-        log_event(&format!("serving clients on {local_address}"));
+        if let Some(address) = local_address {
+            log_event(&format!("serving clients on {address}"));
+        }
+        if let Some(address) = secure_address {
+            log_event(&format!("serving TLS clients on {address}"));
+        }
         Ok(server)
     }
 
-    /// The address the client port is bound to.
+    /// The address the plain client port is bound to (`None`: only the secure port is set).
     #[must_use]
-    pub fn local_address(&self) -> SocketAddr {
+    pub fn local_address(&self) -> Option<SocketAddr> {
         self.local_address
+    }
+
+    /// The address the secure (TLS) client port is bound to, when set.
+    #[must_use]
+    pub fn secure_address(&self) -> Option<SocketAddr> {
+        self.secure_address
     }
 
     /// Serves until `stop` is set, then drains the pipeline and syncs the log.
@@ -372,7 +417,8 @@ impl Server {
             }
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_all(false),
+                    SECURE_LISTENER => self.accept_all(true),
                     // The pass below turns the peer links.
                     WAKER | PEERS => {}
                     Token(id) => {
@@ -446,9 +492,15 @@ impl Server {
         Ok(())
     }
 
-    fn accept_all(&mut self) {
+    /// Accepts every waiting connection of the plain or the secure port.
+    fn accept_all(&mut self, secure: bool) {
         loop {
-            let (mut socket, peer) = match self.listener.accept() {
+            let accepted = match (secure, &self.listener, &self.secure_listener) {
+                (false, Some(listener), _) => listener.accept(),
+                (true, _, Some((listener, _))) => listener.accept(),
+                _ => return,
+            };
+            let (mut socket, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
@@ -459,6 +511,18 @@ impl Server {
                 log_event(&format!("too many connections from {}; refused", peer.ip()));
                 continue;
             }
+            let tls = match &self.secure_listener {
+                Some((_, config)) if secure => {
+                    match rustls::ServerConnection::new(config.clone()) {
+                        Ok(tls) => Some(tls),
+                        Err(error) => {
+                            log_event(&format!("TLS session for {peer} not created: {error}"));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
             let id = self.next_connection_id;
             self.next_connection_id += 1;
             let interest = Interest::READABLE | Interest::WRITABLE;
@@ -467,7 +531,7 @@ impl Server {
             }
             let _ = socket.set_nodelay(true);
             *self.per_ip.entry(peer.ip()).or_default() += 1;
-            self.connections.insert(id, Connection::new(id, socket, peer, Instant::now()));
+            self.connections.insert(id, Connection::new(id, socket, peer, tls, Instant::now()));
         }
     }
 

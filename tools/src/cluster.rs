@@ -225,7 +225,9 @@ fn alive(pid: i32) -> bool {
 fn client_address(node: &Path) -> Result<SocketAddr, ToolError> {
     let path = node.join("zoo.cfg");
     let (config, _) = zabflow_coord::config::ServerConfig::load(&path)?;
-    let mut address = config.client_address();
+    let mut address = config
+        .client_address()
+        .ok_or_else(|| fail(format!("{} sets no clientPort", path.display())))?;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
