@@ -108,6 +108,23 @@ impl<'a> Der<'a> {
     }
 }
 
+/// Encodes one element: `tag`, the DER length of `contents`, `contents`.
+#[must_use]
+pub fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let length = contents.len();
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes = length.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
 /// Seconds since the Unix epoch of a UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime
 /// (`YYYYMMDDHHMMSSZ`), the two forms X.509 validity uses.
 ///
@@ -166,6 +183,16 @@ mod tests {
         assert_eq!((element.contents.len(), element.encoded.len()), (200, 203));
         assert_eq!(der.expect(TAG_INTEGER, "integer").unwrap().contents, [5]);
         assert!(der.is_empty());
+    }
+
+    #[test]
+    fn encodes_what_it_reads() {
+        for length in [0, 5, 127, 128, 255, 256, 70_000] {
+            let contents = vec![1u8; length];
+            let encoded = encode(TAG_OCTET_STRING, &contents);
+            let element = Der::new(&encoded).expect(TAG_OCTET_STRING, "octets").unwrap();
+            assert_eq!((element.contents, element.encoded), (&contents[..], &encoded[..]));
+        }
     }
 
     #[test]

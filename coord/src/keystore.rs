@@ -35,7 +35,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha1::{Digest as _, Sha1};
 
-use crate::der::{Der, TAG_NULL, TAG_OCTET_STRING, TAG_OID};
+use crate::der::{self, Der, TAG_NULL, TAG_OCTET_STRING, TAG_OID};
 use crate::error::{Error, Result};
 
 const JKS_MAGIC: u32 = 0xFEED_FEED;
@@ -162,6 +162,7 @@ impl StoreConfig {
                 if chain.is_empty() {
                     return Err(self.error("the private key has no certificate chain"));
                 }
+                let pkcs8 = with_ec_public_key(pkcs8, &chain[0]).map_err(|e| self.error(e))?;
                 let chain = chain.into_iter().map(CertificateDer::from).collect();
                 Ok(Identity { chain, key: PrivatePkcs8KeyDer::from(pkcs8).into() })
             }
@@ -351,6 +352,50 @@ fn entry(
     }
 }
 
+/// OID 1.2.840.10045.2.1, `id-ecPublicKey`, DER contents.
+const EC_PUBLIC_KEY_OID: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+/// `[1]` constructed: the optional public key of an `ECPrivateKey` (RFC 5915).
+const TAG_CONTEXT_1: u8 = 0xa1;
+
+/// An EC PKCS#8 key as Java writes it has no public key in its `ECPrivateKey`, which ring
+/// requires: this adds the one of the key's certificate (ring then checks they match).
+/// Other keys come back unchanged.
+///
+/// ```text
+/// PrivateKeyInfo = SEQUENCE { INTEGER 0, SEQUENCE { OID id-ecPublicKey, OID curve },
+///                             OCTET STRING ECPrivateKey }
+/// ECPrivateKey   = SEQUENCE { INTEGER 1, OCTET STRING key, [0] curve?, [1] BIT STRING? }
+/// ```
+fn with_ec_public_key(pkcs8: Vec<u8>, cert: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut info = Der::new(&pkcs8).sequence("PrivateKeyInfo")?;
+    let version = info.expect(der::TAG_INTEGER, "PrivateKeyInfo version")?;
+    let algorithm = info.expect(der::TAG_SEQUENCE, "key algorithm")?;
+    let oid = Der::new(algorithm.contents).expect(TAG_OID, "key algorithm OID")?;
+    if oid.contents != EC_PUBLIC_KEY_OID {
+        return Ok(pkcs8);
+    }
+    let private = info.expect(TAG_OCTET_STRING, "ECPrivateKey")?;
+    let mut ec = Der::new(private.contents).sequence("ECPrivateKey")?;
+    let mut fields = Vec::new();
+    while !ec.is_empty() {
+        let field = ec.any()?;
+        if field.tag == TAG_CONTEXT_1 {
+            return Ok(pkcs8);
+        }
+        fields.extend_from_slice(field.encoded);
+    }
+    let spki = crate::tls::certificate_spki(cert)?;
+    let mut key_info = Der::new(spki).sequence("subjectPublicKeyInfo")?;
+    key_info.expect(der::TAG_SEQUENCE, "key algorithm")?;
+    let public_key = key_info.expect(der::TAG_BIT_STRING, "public key")?;
+    fields.extend_from_slice(&der::encode(TAG_CONTEXT_1, public_key.encoded));
+    let ec_private_key = der::encode(der::TAG_SEQUENCE, &fields);
+    let mut contents = version.encoded.to_vec();
+    contents.extend_from_slice(algorithm.encoded);
+    contents.extend_from_slice(&der::encode(TAG_OCTET_STRING, &ec_private_key));
+    Ok(der::encode(der::TAG_SEQUENCE, &contents))
+}
+
 /// Undoes Sun's `KeyProtector`: returns the PKCS#8 `PrivateKeyInfo` DER.
 fn recover_key(protected: &[u8], password16: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut outer = Der::new(protected);
@@ -477,6 +522,81 @@ mod tests {
         assert!(parse_jks(&flipped, Some("secret")).is_err());
         assert!(parse_jks(b"\x30\x82\x01\x00", None).unwrap_err().contains("PKCS12"));
         assert!(parse_jks(&JCEKS_MAGIC.to_be_bytes(), None).unwrap_err().contains("JCEKS"));
+    }
+
+    /// Runs the JDK's `keytool`; a missing JDK fails the test with what to install.
+    fn keytool(args: &[&str]) {
+        let output =
+            std::process::Command::new("keytool").args(args).output().unwrap_or_else(|error| {
+                panic!("keytool (apt-get install -y openjdk-17-jdk-headless): {error}")
+            });
+        assert!(output.status.success(), "keytool {args:?}: {output:?}");
+    }
+
+    fn generate(dir: &Path, name: &str, key_alg: &str) -> PathBuf {
+        let path = dir.join(name);
+        let location = path.to_str().unwrap();
+        keytool(&[
+            "-genkeypair",
+            "-keystore",
+            location,
+            "-storetype",
+            "JKS",
+            "-storepass",
+            "s3cret!",
+            "-keypass",
+            "s3cret!",
+            "-alias",
+            "server",
+            "-keyalg",
+            key_alg,
+            "-dname",
+            "CN=localhost",
+            "-validity",
+            "2",
+        ]);
+        path
+    }
+
+    #[test]
+    fn reads_keystores_keytool_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        for (name, key_alg) in [("rsa.jks", "RSA"), ("ec.jks", "EC")] {
+            let location = generate(dir.path(), name, key_alg);
+            let store =
+                StoreConfig { location, password: Some("s3cret!".into()), store_type: None };
+            let identity = store.load_identity().unwrap();
+            assert_eq!(identity.chain.len(), 1, "{name}: a self-signed chain");
+            let key = provider.key_provider.load_private_key(identity.key);
+            let key = key.unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert!(key.public_key().is_some(), "{name}: ring reads the recovered key");
+            assert_eq!(store.load_trusted().unwrap(), identity.chain, "{name}: as a trust store");
+            let wrong = StoreConfig { password: Some("wrong".into()), ..store.clone() };
+            let error = wrong.load_identity().unwrap_err().to_string();
+            assert!(error.contains("password was incorrect") && error.contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn missing_and_unsupported_keystores_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |name: &str| StoreConfig {
+            location: dir.path().join(name),
+            password: Some("s3cret!".into()),
+            store_type: None,
+        };
+        let missing = store("missing.jks").load_identity().unwrap_err().to_string();
+        assert!(missing.contains("missing.jks") && missing.contains("No such file"), "{missing}");
+        std::fs::write(dir.path().join("k.p12"), b"0").unwrap();
+        let p12 = store("k.p12").load_identity().unwrap_err().to_string();
+        assert!(p12.contains("unsupported keystore type Pkcs12"), "{p12}");
+        std::fs::write(dir.path().join("k.key"), b"0").unwrap();
+        let unknown = store("k.key").load_identity().unwrap_err().to_string();
+        assert!(unknown.contains("cannot tell the keystore type"), "{unknown}");
+        std::fs::write(dir.path().join("corrupt.jks"), b"\xfe\xed\xfe\xed\0\0\0\x02").unwrap();
+        let corrupt = store("corrupt.jks").load_identity().unwrap_err().to_string();
+        assert!(corrupt.contains("truncated"), "{corrupt}");
     }
 
     #[test]

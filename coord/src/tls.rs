@@ -248,6 +248,14 @@ impl<'a> Certificate<'a> {
     }
 }
 
+/// The `SubjectPublicKeyInfo` DER of certificate `der`.
+///
+/// # Errors
+/// A certificate that does not parse.
+pub(crate) fn certificate_spki(der: &[u8]) -> std::result::Result<&[u8], String> {
+    Ok(Certificate::parse(der)?.spki)
+}
+
 /// A `SubjectPublicKeyInfo`'s algorithm (contents) and key bits.
 fn split_spki(spki: &[u8]) -> std::result::Result<(&[u8], &[u8]), String> {
     let mut info = Der::new(spki).sequence("subjectPublicKeyInfo")?;
@@ -417,5 +425,60 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_store(dir: &std::path::Path) -> StoreConfig {
+        let location = dir.join("server.jks");
+        let output = std::process::Command::new("keytool")
+            .args(["-genkeypair", "-storetype", "JKS", "-storepass", "pw1234", "-keypass"])
+            .args(["pw1234", "-alias", "server", "-keyalg", "RSA", "-dname", "CN=localhost"])
+            .arg("-keystore")
+            .arg(&location)
+            .output()
+            .unwrap_or_else(|error| panic!("keytool (a JDK) is needed: {error}"));
+        assert!(output.status.success(), "{output:?}");
+        StoreConfig { location, password: Some("pw1234".into()), store_type: None }
+    }
+
+    #[test]
+    fn settings_rustls_cannot_honour_are_errors_or_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = key_store(dir.path());
+        let base = TlsConfig {
+            key_store: Some(store.clone()),
+            client_auth: ClientAuth::None,
+            ..TlsConfig::default()
+        };
+        let (_, warnings) = base.server_config().unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let old = TlsConfig { protocol: Some("TLSv1.1".into()), ..base.clone() };
+        assert!(old.server_config().unwrap_err().to_string().contains("no supported protocol"));
+        let mixed = TlsConfig {
+            enabled_protocols: Some(vec!["TLSv1.1".into(), "TLSv1.2".into()]),
+            cipher_suites: Some("TLS_AES_128_GCM_SHA256".into()),
+            ..base.clone()
+        };
+        let (_, warnings) = mixed.server_config().unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        let need = TlsConfig { client_auth: ClientAuth::Need, ..base.clone() };
+        assert!(need.server_config().unwrap_err().to_string().contains("ssl.trustStore"));
+        let trusting = TlsConfig { trust_store: Some(store), ..need };
+        trusting.server_config().unwrap();
+        let keyless = TlsConfig { key_store: None, ..base };
+        assert!(keyless.server_config().unwrap_err().to_string().contains("ssl.keyStore"));
+    }
+
+    #[test]
+    fn client_auth_names_are_zookeepers() {
+        assert_eq!(ClientAuth::from_name("NEED"), Some(ClientAuth::Need));
+        assert_eq!(ClientAuth::from_name(""), Some(ClientAuth::Need));
+        assert_eq!(ClientAuth::from_name("Want"), Some(ClientAuth::Want));
+        assert_eq!(ClientAuth::from_name("none"), Some(ClientAuth::None));
+        assert_eq!(ClientAuth::from_name("optional"), None);
     }
 }

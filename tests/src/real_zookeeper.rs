@@ -158,7 +158,15 @@ pub struct ZooKeeperOptions {
     /// Extra JVM system properties of every node, as `(name, value)` (`-Dname=value`), e.g.
     /// `readonlymode.enabled`, which ZooKeeper reads only from the JVM.
     pub system_properties: Vec<(String, String)>,
+    /// Also serve TLS on a `secureClientPort` of each node, with the Netty connection
+    /// factory (whose jars Debian's `zookeeper.jar` manifest partly lacks: they are added
+    /// to the classpath). The `ssl.*` keys come in `extra_config`.
+    pub secure: bool,
 }
+
+/// Netty jars the Netty connection factory needs beyond `zookeeper.jar`'s manifest.
+const NETTY_JARS: [&str; 3] =
+    ["netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar"];
 
 impl Default for ZooKeeperOptions {
     fn default() -> Self {
@@ -168,6 +176,7 @@ impl Default for ZooKeeperOptions {
             parent_dir: None,
             extra_config: Vec::new(),
             system_properties: Vec::new(),
+            secure: false,
         }
     }
 }
@@ -177,6 +186,8 @@ impl Default for ZooKeeperOptions {
 struct Node {
     id: usize,
     client_port: u16,
+    /// `secureClientPort`, when the options ask for TLS.
+    secure_client_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -224,12 +235,14 @@ impl RealZooKeeper {
             None => tempfile::Builder::new().prefix("zookeeper-").tempdir(),
         };
         let dir = dir.map_err(|error| harness_error("cannot create a temp dir", error))?;
-        let ports = crate::ports::free_loopback_ports(options.nodes * 3)
+        let secure_ports = if options.secure { options.nodes } else { 0 };
+        let ports = crate::ports::free_loopback_ports(options.nodes * 3 + secure_ports)
             .map_err(|error| harness_error("cannot find free ports", error))?;
         let nodes = (0..options.nodes)
             .map(|index| Node {
                 id: index + 1,
                 client_port: ports[index * 3],
+                secure_client_port: options.secure.then(|| ports[options.nodes * 3 + index]),
                 dir: dir.path().join(format!("node{}", index + 1)),
                 child: None,
             })
@@ -273,6 +286,12 @@ impl RealZooKeeper {
             data_dir.display(),
             node.client_port,
         );
+        if let Some(port) = node.secure_client_port {
+            config.push_str(&format!(
+                "secureClientPort={port}\n\
+                 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+            ));
+        }
         for (key, value) in &self.options.extra_config {
             config.push_str(&format!("{key}={value}\n"));
         }
@@ -301,6 +320,12 @@ impl RealZooKeeper {
         let node = &self.nodes[index];
         assert!(node.child.is_none(), "node {} is already running", node.id);
         let heap = self.options.heap_mib;
+        let mut classpath = self.installation.classpath.clone();
+        if self.options.secure {
+            for jar in NETTY_JARS {
+                classpath.push_str(&format!(":{}", self.installation.jar_dir.join(jar).display()));
+            }
+        }
         let mut command = Command::new("java");
         command
             .arg(format!("-Xms{heap}m"))
@@ -317,7 +342,7 @@ impl RealZooKeeper {
                     .map(|(name, value)| format!("-D{name}={value}")),
             )
             .arg("-cp")
-            .arg(&self.installation.classpath)
+            .arg(&classpath)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
             .arg(node.dir.join("zoo.cfg"))
             .current_dir(&node.dir)
@@ -367,6 +392,13 @@ impl RealZooKeeper {
     #[must_use]
     pub fn client_address(&self, index: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.nodes[index].client_port))
+    }
+
+    /// The TLS client address of node `index`, when the options asked for TLS.
+    #[must_use]
+    pub fn secure_client_address(&self, index: usize) -> Option<SocketAddr> {
+        let port = self.nodes[index].secure_client_port?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// `host:port,host:port,…` of every node, the form ZooKeeper clients take.

@@ -17,6 +17,7 @@ use std::thread;
 use coord::{Ensemble, Node};
 use zabflow_tests::kazoo::Kazoo;
 use zabflow_tests::real_zookeeper;
+use zabflow_tests::tls_material::{self, TlsMaterial};
 
 const PRELUDE: &str = include_str!("kazoo_compat/prelude.py");
 
@@ -308,5 +309,65 @@ fn read_only_mode_serves_reads_and_refuses_writes() {
                 zookeeper.borrow_mut().start(index).expect("the node serves again");
             }
         },
+    );
+}
+
+/// The TLS script against a server's secure port `secure`, its plain port `plain`.
+fn run_tls(name: &str, secure: &str, plain: &str, material: &TlsMaterial) -> Result<(), String> {
+    let kazoo = Kazoo::ensure().unwrap_or_else(|error| panic!("kazoo is needed: {error}"));
+    let source = format!(
+        "{PRELUDE}\nROOT = \"/tls\"\nPLAIN_HOSTS = \"{plain}\"\nTLS_DIR = \"{}\"\n{}",
+        material.path("").display(),
+        include_str!("kazoo_compat/tls.py")
+    );
+    let output = kazoo
+        .run_script(secure, &source)
+        .map_err(|error| format!("=== tls against {name} failed:\n{error}"))?;
+    if !output.ends_with("done\n") {
+        return Err(format!("=== tls against {name} stopped early:\n{output}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn tls_client_port_serves_kazoos_ssl_client_and_refuses_bad_handshakes() {
+    let material = TlsMaterial::generate()
+        .unwrap_or_else(|error| panic!("TLS test material is needed: {error}"));
+    let zabflow = || {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let secure_port = zabflow_tests::ports::free_loopback_ports(1).expect("a port")[0];
+        let node = Node::start(dir.path(), &material.zoo_cfg(secure_port));
+        let plain = format!("127.0.0.1:{}", node.port);
+        let outcome = run_tls("zabflow", &format!("127.0.0.1:{secure_port}"), &plain, &material);
+        outcome.map_err(|error| format!("{error}\nnode log:\n{}", node.log()))
+    };
+    let zookeeper = || {
+        let password = tls_material::STORE_PASSWORD.to_owned();
+        let stores = [
+            ("ssl.keyStore.location", material.path("keystore.jks").display().to_string()),
+            ("ssl.keyStore.password", password.clone()),
+            ("ssl.trustStore.location", material.path("truststore.jks").display().to_string()),
+            ("ssl.trustStore.password", password),
+        ];
+        let options = real_zookeeper::ZooKeeperOptions {
+            secure: true,
+            heap_mib: 256,
+            extra_config: stores.map(|(key, value)| (key.to_owned(), value)).to_vec(),
+            ..real_zookeeper::ZooKeeperOptions::default()
+        };
+        let zookeeper = real_zookeeper::RealZooKeeper::start_with(options)
+            .unwrap_or_else(|error| panic!("real ZooKeeper is needed: {error}"));
+        let secure = zookeeper.secure_client_address(0).expect("asked for TLS").to_string();
+        run_tls("ZooKeeper 3.8", &secure, &zookeeper.connect_string(), &material)
+    };
+    let outcomes = thread::scope(|scope| {
+        let runs = [scope.spawn(zabflow), scope.spawn(zookeeper)];
+        runs.map(|run| run.join().unwrap())
+    });
+    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n")
     );
 }
