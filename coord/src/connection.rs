@@ -130,11 +130,6 @@ impl Connection {
         }
     }
 
-    /// Whether this is a connection of the secure (TLS) port.
-    #[must_use]
-    pub fn is_secure(&self) -> bool {
-        self.tls.is_some()
-    }
 
     /// The session, once established.
     #[must_use]

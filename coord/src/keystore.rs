@@ -460,7 +460,7 @@ mod tests {
         file.extend_from_slice(&JKS_MAGIC.to_be_bytes());
         file.extend_from_slice(&2u32.to_be_bytes());
         file.extend_from_slice(&2u32.to_be_bytes());
-        let mut cert_field = |file: &mut Vec<u8>| {
+        let cert_field = |file: &mut Vec<u8>| {
             file.extend_from_slice(&5u16.to_be_bytes());
             file.extend_from_slice(b"X.509");
             file.extend_from_slice(&(cert.len() as u32).to_be_bytes());
