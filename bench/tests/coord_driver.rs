@@ -38,7 +38,7 @@ impl Node {
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut server = Server::open(config).unwrap();
-            sender.send(server.local_address()).unwrap();
+            sender.send(server.local_address().expect("the config sets clientPort")).unwrap();
             server.run(&stopping).unwrap();
             // Dropping the server closes every client connection.
         });

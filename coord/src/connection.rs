@@ -130,7 +130,6 @@ impl Connection {
         }
     }
 
-
     /// The session, once established.
     #[must_use]
     pub fn session_id(&self) -> Option<SessionId> {
