@@ -148,7 +148,7 @@ impl Default for ServerConfig {
 }
 
 /// ZooKeeper's JVM system properties that zabflow reads, and the zoo.cfg key each sets.
-pub const SYSTEM_PROPERTIES: [(&str, &str); 8] = [
+pub const SYSTEM_PROPERTIES: [(&str, &str); 19] = [
     ("readonlymode.enabled", "readonlymode.enabled"),
     (
         "zookeeper.DigestAuthenticationProvider.superDigest",
@@ -160,6 +160,18 @@ pub const SYSTEM_PROPERTIES: [(&str, &str); 8] = [
     ("zookeeper.4lw.commands.whitelist", "4lw.commands.whitelist"),
     ("zookeeper.snapCount", "snapCount"),
     ("zookeeper.forceSync", "forceSync"),
+    // X509Util reads the TLS settings from ZKConfig: zoo.cfg keys or these properties.
+    ("zookeeper.serverCnxnFactory", "serverCnxnFactory"),
+    ("zookeeper.ssl.keyStore.location", "ssl.keyStore.location"),
+    ("zookeeper.ssl.keyStore.password", "ssl.keyStore.password"),
+    ("zookeeper.ssl.keyStore.type", "ssl.keyStore.type"),
+    ("zookeeper.ssl.trustStore.location", "ssl.trustStore.location"),
+    ("zookeeper.ssl.trustStore.password", "ssl.trustStore.password"),
+    ("zookeeper.ssl.trustStore.type", "ssl.trustStore.type"),
+    ("zookeeper.ssl.clientAuth", "ssl.clientAuth"),
+    ("zookeeper.ssl.protocol", "ssl.protocol"),
+    ("zookeeper.ssl.enabledProtocols", "ssl.enabledProtocols"),
+    ("zookeeper.ssl.ciphersuites", "ssl.ciphersuites"),
 ];
 
 /// Where a setting came from, for error messages.
@@ -668,5 +680,25 @@ mod tests {
         assert_eq!(split_system_property("flag"), ("flag".to_owned(), String::new()));
         let (config, _) = ServerConfig::parse("dataDir=/d\n").unwrap();
         assert!(!config.read_only_mode_enabled, "off unless asked for, as in ZooKeeper");
+    }
+
+    #[test]
+    fn tls_settings_come_from_system_properties_too() {
+        let properties: Vec<(String, String)> = [
+            "zookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+            "zookeeper.ssl.keyStore.location=/k/key.jks",
+            "zookeeper.ssl.keyStore.password=from-property",
+            "zookeeper.ssl.clientAuth=none",
+        ]
+        .iter()
+        .map(|text| split_system_property(text))
+        .collect();
+        let text = "dataDir=/d\nsecureClientPort=2281\nssl.keyStore.password=from-file\n";
+        let (config, warnings) = ServerConfig::parse_with_properties(text, &properties).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let key_store = config.tls.key_store.unwrap();
+        assert_eq!(key_store.location, PathBuf::from("/k/key.jks"));
+        assert_eq!(key_store.password.as_deref(), Some("from-file"), "the zoo.cfg line wins");
+        assert_eq!(config.tls.client_auth, ClientAuth::None);
     }
 }

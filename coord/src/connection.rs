@@ -226,6 +226,15 @@ impl Connection {
         self.output.extend_from_slice(bytes);
     }
 
+    /// Sends TLS's close_notify alert, after the last flush and before the socket is closed
+    /// (a plain connection has nothing to say). Best effort: the socket may be gone.
+    pub fn close_tls(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let _ = write_tls_records(tls, &mut self.socket);
+        }
+    }
+
     /// Writes queued output until done or `WouldBlock`.
     ///
     /// # Errors

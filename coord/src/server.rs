@@ -590,6 +590,7 @@ impl Server {
     pub(crate) fn close_connection(&mut self, id: u64, why: &str) {
         let Some(mut connection) = self.connections.remove(&id) else { return };
         let _ = connection.flush();
+        connection.close_tls();
         let _ = self.poll.registry().deregister(&mut connection.socket);
         if let Some(count) = self.per_ip.get_mut(&connection.peer.ip()) {
             *count -= 1;
