@@ -5,7 +5,8 @@
 //! as several sessions share one ensemble: each is a contender in the leader election (the
 //! earliest live campaign leads), draws epochs from the same counter and sees the same
 //! checkpoint records. A test can expire a session ([`MemoryCoordinator::expire`], as when
-//! a process stops sending pings) or make the next calls fail as if the service were
+//! a process stops sending pings; [`MemoryCoordinator::expire_when`] at an exact point of a
+//! job's progress) or make the next calls fail as if the service were
 //! unreachable ([`MemoryCoordinator::fail_next_calls`]). Records are stored encoded, so
 //! every checkpoint goes through the same encoding as on a real service.
 
@@ -28,7 +29,12 @@ struct Store {
     checkpoints: HashMap<String, BTreeMap<u64, Vec<u8>>>,
     /// Calls still to fail with `Unavailable`.
     failures_left: u64,
+    /// A session that expires as soon as a checkpoint it records makes the job's recorded
+    /// epochs satisfy the condition.
+    expire_when: Option<(u64, ExpiryCondition)>,
 }
+
+type ExpiryCondition = Box<dyn Fn(&[u64]) -> bool + Send>;
 
 struct Shared {
     store: Mutex<Store>,
@@ -72,6 +78,13 @@ impl MemoryCoordinator {
         store.candidates.retain(|(session, _)| *session != self.session);
         store.workers.retain(|_, (session, _)| *session != self.session);
         self.shared.changed.notify_all();
+    }
+
+    /// Expires this session right after it records a checkpoint that makes the job's
+    /// recorded epochs (ascending) satisfy `condition`: a crash at an exact point of the
+    /// job's progress, whatever the threads' scheduling.
+    pub fn expire_when(&self, condition: impl Fn(&[u64]) -> bool + Send + 'static) {
+        self.lock().expire_when = Some((self.session, Box::new(condition)));
     }
 
     /// Makes the next `calls` calls (of any session) fail with `Unavailable`.
@@ -215,6 +228,14 @@ impl Coordinator for MemoryCoordinator {
             }),
             _ => {
                 records.insert(checkpoint.epoch, record);
+                let epochs: Vec<u64> = records.keys().copied().collect();
+                let expires = store.expire_when.as_ref().is_some_and(|(session, condition)| {
+                    *session == self.session && condition(&epochs)
+                });
+                if expires {
+                    drop(store);
+                    self.expire();
+                }
                 Ok(())
             }
         }

@@ -7,9 +7,8 @@
 //! compares the committed output with an uninterrupted run's, record for record.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zabflow_core::coordinator::Coordinator;
 use zabflow_core::engine::state_file;
 use zabflow_core::engine::{
@@ -176,23 +175,8 @@ fn run_until_crash_with(
     spin: u32,
 ) -> Outcome {
     let session = memory.session();
-    let watcher = session.clone();
-    let done = Arc::new(AtomicBool::new(false));
-    let watching = done.clone();
-    let killer = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !watching.load(Ordering::Relaxed) && Instant::now() < deadline {
-            if until(&watcher.checkpoints("count").unwrap_or_default()) {
-                watcher.expire();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    let outcome = run_count(setup, JobConfig::new(shards), settings, Arc::new(session), spin);
-    done.store(true, Ordering::Relaxed);
-    killer.join().unwrap();
-    outcome
+    session.expire_when(until);
+    run_count(setup, JobConfig::new(shards), settings, Arc::new(session), spin)
 }
 
 #[test]
