@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use zabflow_core::coordinator::Coordinator;
+use zabflow_core::coordinator::{CompletedCheckpoint, Coordinator};
 use zabflow_core::engine::state_file;
 use zabflow_core::engine::{
     committed_decoded, committed_records, CheckpointSettings, CheckpointedOutput, Count, Event,
@@ -211,20 +211,32 @@ fn a_checkpoint_of_two_shards_restores_onto_one_two_and_three() {
     let epochs = memory.checkpoints("count").unwrap();
     let snapshot = copy_dir(&setup);
     let latest = memory.checkpoint("count", *epochs.last().unwrap()).unwrap();
-    for shards in [1, 2, 3] {
-        // Each restore starts from the same files and the same single recorded checkpoint.
-        restore_dir(&setup, &snapshot);
+    restores_on(&setup, &snapshot, &latest, &[1, 2, 3], &expected);
+}
+
+/// Restores `latest` (with the files of `snapshot`) on each of `shard_counts` in turn and
+/// checks each run resumes from it and commits `expected`. Each restore starts from the same
+/// files and a store holding only that checkpoint.
+fn restores_on(
+    setup: &Setup,
+    snapshot: &tempfile::TempDir,
+    latest: &CompletedCheckpoint,
+    shard_counts: &[usize],
+    expected: &[Counted],
+) {
+    for &shards in shard_counts {
+        restore_dir(setup, snapshot);
         let store = MemoryCoordinator::new();
         store.campaign("seed").unwrap();
         while store.next_checkpoint_epoch("count").unwrap() <= latest.epoch {}
-        store.record_checkpoint("count", &latest).unwrap();
+        store.record_checkpoint("count", latest).unwrap();
         store.resign().unwrap();
         let session = Arc::new(store.session());
-        let outcome = run_count(&setup, JobConfig::new(shards), settings(&setup, 20), session, 0)
+        let outcome = run_count(setup, JobConfig::new(shards), settings(setup, 20), session, 0)
             .unwrap_or_else(|error| panic!("{shards} shards: {error}"));
         let failures = &outcome.restore_failures;
         assert_eq!(outcome.restored_from, Some(latest.epoch), "{shards} shards: {failures:?}");
-        assert_eq!(committed(&setup), expected, "restored on {shards} shards");
+        assert_eq!(committed(setup), expected, "restored on {shards} shards");
     }
 }
 
@@ -450,20 +462,7 @@ fn an_incremental_sliding_checkpoint_of_two_shards_restores_onto_three_and_one()
     let latest = memory.checkpoint("count", *epochs.last().unwrap()).unwrap();
     assert!(!referenced_epochs(&setup, latest.epoch).is_empty(), "not incremental");
     let snapshot = copy_dir(&setup);
-    for shards in [3, 1] {
-        restore_dir(&setup, &snapshot);
-        let store = MemoryCoordinator::new();
-        store.campaign("seed").unwrap();
-        while store.next_checkpoint_epoch("count").unwrap() <= latest.epoch {}
-        store.record_checkpoint("count", &latest).unwrap();
-        store.resign().unwrap();
-        let session = Arc::new(store.session());
-        let outcome = run_count(&setup, JobConfig::new(shards), settings(&setup, 20), session, 0)
-            .unwrap_or_else(|error| panic!("{shards} shards: {error}"));
-        let failures = &outcome.restore_failures;
-        assert_eq!(outcome.restored_from, Some(latest.epoch), "{shards} shards: {failures:?}");
-        assert_eq!(committed(&setup), expected, "restored on {shards} shards");
-    }
+    restores_on(&setup, &snapshot, &latest, &[3, 1], &expected);
 }
 
 #[test]

@@ -164,6 +164,23 @@ pub struct ZooKeeperOptions {
     pub secure: bool,
 }
 
+impl ZooKeeperOptions {
+    /// A 3-node ensemble that serves read-only clients when cut off from its quorum, as
+    /// kazoo's harness starts it: `readonlymode.enabled` and local sessions.
+    #[must_use]
+    pub fn read_only_ensemble() -> ZooKeeperOptions {
+        ZooKeeperOptions {
+            nodes: 3,
+            extra_config: vec![
+                ("localSessionsEnabled".into(), "true".into()),
+                ("localSessionsUpgradingEnabled".into(), "true".into()),
+            ],
+            system_properties: vec![("readonlymode.enabled".into(), "true".into())],
+            ..ZooKeeperOptions::default()
+        }
+    }
+}
+
 /// Netty jars the Netty connection factory needs beyond `zookeeper.jar`'s manifest.
 const NETTY_JARS: [&str; 3] =
     ["netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar"];

@@ -171,22 +171,30 @@ fn up(args: &UpArgs) -> Result<(), ToolError> {
 /// Starts stream worker `id` in `dir` on the ensemble at `connect_string`.
 fn start_worker(dir: &Path, id: u32, connect_string: &str) -> Result<(), ToolError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
-    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let log_path = dir.join("worker.log");
+    let worker_id = format!("worker{id}");
+    let args = ["worker", "--coord", connect_string, "--worker-id", &worker_id, "--state-dir"];
+    spawn_in(dir, "worker.log", Command::new(current_exe()?).args(args).arg(dir))
+}
+
+fn current_exe() -> Result<PathBuf, ToolError> {
+    std::env::current_exe().map_err(|e| fail(e.to_string()))
+}
+
+/// Spawns `command` in the background, its stderr appended to `dir/log_name`, and writes its
+/// pid to `dir/pid`.
+fn spawn_in(dir: &Path, log_name: &str, command: &mut Command) -> Result<(), ToolError> {
+    let log_path = dir.join(log_name);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| fail(format!("open {}: {e}", log_path.display())))?;
-    let child = Command::new(exe)
-        .args(["worker", "--coord", connect_string, "--worker-id", &format!("worker{id}")])
-        .arg("--state-dir")
-        .arg(dir)
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| fail(format!("start worker {id}: {e}")))?;
+        .map_err(|e| fail(format!("start {}: {e}", dir.display())))?;
     write_file(&dir.join("pid"), &format!("{}\n", child.id()))
 }
 
@@ -238,23 +246,9 @@ fn start_node(node: &Path, id: u32) -> Result<(), ToolError> {
     if read_pid(node).is_some_and(alive) {
         return Err(fail(format!("node {id} is already running")));
     }
-    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let log_path = node.join("node.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| fail(format!("open {}: {e}", log_path.display())))?;
-    let child = Command::new(exe)
-        .args(["node", "--config"])
-        .arg(node.join("zoo.cfg"))
-        .args(["--id", &id.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| fail(format!("start node {id}: {e}")))?;
-    write_file(&node.join("pid"), &format!("{}\n", child.id()))?;
+    let mut command = Command::new(current_exe()?);
+    command.args(["node", "--config"]).arg(node.join("zoo.cfg")).args(["--id", &id.to_string()]);
+    spawn_in(node, "node.log", &mut command)?;
     let address = client_address(node)?;
     let deadline = Instant::now() + NODE_WAIT;
     while Instant::now() < deadline {
@@ -263,7 +257,10 @@ fn start_node(node: &Path, id: u32) -> Result<(), ToolError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(fail(format!("node {id} did not answer on {address}; see {}", log_path.display())))
+    Err(fail(format!(
+        "node {id} did not answer on {address}; see {}",
+        node.join("node.log").display()
+    )))
 }
 
 fn nodes(dir: &Path) -> Vec<(u32, PathBuf)> {

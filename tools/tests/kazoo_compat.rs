@@ -286,15 +286,7 @@ fn read_only_mode_serves_reads_and_refuses_writes() {
         },
     );
     drop(ensemble);
-    let options = real_zookeeper::ZooKeeperOptions {
-        nodes: 3,
-        extra_config: vec![
-            ("localSessionsEnabled".into(), "true".into()),
-            ("localSessionsUpgradingEnabled".into(), "true".into()),
-        ],
-        system_properties: vec![("readonlymode.enabled".into(), "true".into())],
-        ..real_zookeeper::ZooKeeperOptions::default()
-    };
+    let options = real_zookeeper::ZooKeeperOptions::read_only_ensemble();
     let zookeeper = std::cell::RefCell::new(
         real_zookeeper::RealZooKeeper::start_with(options)
             .unwrap_or_else(|error| panic!("a real ZooKeeper ensemble is needed: {error}")),

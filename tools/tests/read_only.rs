@@ -186,14 +186,8 @@ fn a_member_without_quorum_serves_read_only_clients() {
     drop(ensemble);
 
     let options = real_zookeeper::ZooKeeperOptions {
-        nodes: 3,
         heap_mib: 256,
-        extra_config: vec![
-            ("localSessionsEnabled".into(), "true".into()),
-            ("localSessionsUpgradingEnabled".into(), "true".into()),
-        ],
-        system_properties: vec![("readonlymode.enabled".into(), "true".into())],
-        ..real_zookeeper::ZooKeeperOptions::default()
+        ..real_zookeeper::ZooKeeperOptions::read_only_ensemble()
     };
     let zookeeper = std::cell::RefCell::new(
         real_zookeeper::RealZooKeeper::start_with(options)
