@@ -576,6 +576,58 @@ fn read_my_id(data_dir: &Path) -> Result<Option<u64>> {
     }
 }
 
+/// The zoo.cfg of one zabflow server on loopback, as the `cluster` tool, the benchmarks and
+/// the tests write them: client address 127.0.0.1, no connection limit, every four-letter
+/// word, and for an ensemble `server.N=127.0.0.1:QUORUM:ELECTION` lines.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopbackConfig<'a> {
+    pub tick_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: &'a Path,
+    pub client_port: u16,
+    /// `(id, quorum port, election port)` of every server of an ensemble (as this server
+    /// reaches them); empty for a standalone server.
+    pub servers: &'a [(u64, u16, u16)],
+    /// Further `key=value` lines, newline-separated.
+    pub extra: &'a str,
+}
+
+impl LoopbackConfig<'_> {
+    /// The zoo.cfg text.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\n\
+             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n",
+            self.tick_ms,
+            self.init_limit,
+            self.sync_limit,
+            self.data_dir.display(),
+            self.client_port
+        );
+        for line in self.extra.lines().filter(|line| !line.trim().is_empty()) {
+            let _ = writeln!(text, "{line}");
+        }
+        for (id, quorum, election) in self.servers {
+            let _ = writeln!(text, "server.{id}=127.0.0.1:{quorum}:{election}");
+        }
+        text
+    }
+
+    /// Writes `node_dir/zoo.cfg` and `data_dir/myid` (with `id`), creating
+    /// the directories.
+    ///
+    /// # Errors
+    /// What creating or writing them fails with.
+    pub fn write(&self, node_dir: &Path, id: u64) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.data_dir)?;
+        std::fs::create_dir_all(node_dir)?;
+        std::fs::write(node_dir.join("zoo.cfg"), self.render())?;
+        std::fs::write(self.data_dir.join("myid"), format!("{id}\n"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,6 +657,28 @@ mod tests {
         assert_eq!(config.peers[0].rest, ";2181");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("admin.enableServer"));
+    }
+
+    #[test]
+    fn loopback_configs_read_back() {
+        let servers = [(1, 2888, 3888), (2, 2889, 3889)];
+        let config = LoopbackConfig {
+            tick_ms: 200,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: Path::new("/d"),
+            client_port: 2182,
+            servers: &servers,
+            extra: "forceSync=yes\n\nsnapCount=100",
+        };
+        let (read, warnings) = ServerConfig::parse(&config.render()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((read.tick_time_ms, read.init_limit, read.sync_limit), (200, 10, 5));
+        assert_eq!(read.client_address().unwrap().to_string(), "127.0.0.1:2182");
+        assert!(read.force_sync && read.snap_count == 100 && read.four_letter_enabled("stat"));
+        let peers: Vec<(u64, u16, u16)> =
+            read.peers.iter().map(|p| (p.id, p.quorum_port, p.election_port)).collect();
+        assert_eq!(peers, servers);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 
 use crate::error::ToolError;
+use zabflow_coord::config::LoopbackConfig;
 use zabflow_net::client::four_letter_word;
 
 /// How long `up`/`start` wait for a node to answer, and `down` for one to exit.
@@ -123,34 +124,27 @@ fn up(args: &UpArgs) -> Result<(), ToolError> {
     }
     let dir = std::path::absolute(&args.dir.dir).map_err(|e| fail(e.to_string()))?;
     let port = |base: u16, id: u32| base + id as u16 - 1;
-    let servers: String = if args.nodes == 1 {
-        String::new()
-    } else {
-        (1..=args.nodes)
-            .map(|id| {
-                format!(
-                    "server.{id}=127.0.0.1:{}:{}\n",
-                    port(args.quorum_port, id),
-                    port(args.election_port, id)
-                )
-            })
-            .collect()
+    let servers: Vec<(u64, u16, u16)> = match args.nodes {
+        1 => Vec::new(),
+        nodes => (1..=nodes)
+            .map(|id| (id.into(), port(args.quorum_port, id), port(args.election_port, id)))
+            .collect(),
     };
     for id in 1..=args.nodes {
         let node = node_dir(&dir, id);
         let data = node.join("data");
-        std::fs::create_dir_all(&data)
-            .map_err(|e| fail(format!("create {}: {e}", data.display())))?;
-        let config = format!(
-            "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
-             extendedTypesEnabled=true\n{servers}",
-            args.tick_ms,
-            data.display(),
-            port(args.port, id)
-        );
-        write_file(&node.join("zoo.cfg"), &config)?;
-        write_file(&data.join("myid"), &format!("{id}\n"))?;
+        let config = LoopbackConfig {
+            tick_ms: args.tick_ms,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: &data,
+            client_port: port(args.port, id),
+            servers: &servers,
+            extra: "extendedTypesEnabled=true",
+        };
+        config
+            .write(&node, id.into())
+            .map_err(|e| fail(format!("write {}: {e}", node.display())))?;
     }
     for id in 1..=args.nodes {
         start_node(&node_dir(&dir, id), id)?;

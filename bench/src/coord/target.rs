@@ -29,6 +29,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use zabflow_coord::config::LoopbackConfig;
 use zabflow_net::client::four_letter_word;
 use zabflow_tests::real_zookeeper::{self, RealZooKeeper, ZooKeeperOptions};
 
@@ -246,7 +247,7 @@ impl ZabflowEnsemble {
             .chunks_exact(3)
             .map(|p| NodePorts { client: p[0], quorum: p[1], election: p[2] })
             .collect();
-        let servers = server_lines(&ports);
+        let servers = server_list(&ports);
         let mut ensemble = ZabflowEnsemble { nodes: Vec::with_capacity(nodes), dir };
         for (index, node_ports) in ports.iter().enumerate() {
             let node_dir = ensemble.dir.path().join(format!("node{}", index + 1));
@@ -275,33 +276,34 @@ impl Drop for ZabflowEnsemble {
     }
 }
 
-/// `server.N=127.0.0.1:QUORUM:ELECTION` lines for an ensemble, nothing for one node.
-fn server_lines(ports: &[NodePorts]) -> String {
+/// `(id, quorum, election)` of every server of an ensemble, nothing for one node.
+fn server_list(ports: &[NodePorts]) -> Vec<(u64, u16, u16)> {
     if ports.len() == 1 {
-        return String::new();
+        return Vec::new();
     }
-    let lines = ports
-        .iter()
-        .enumerate()
-        .map(|(index, p)| format!("server.{}=127.0.0.1:{}:{}\n", index + 1, p.quorum, p.election));
-    lines.collect()
+    let servers = ports.iter().enumerate();
+    servers.map(|(index, p)| (index as u64 + 1, p.quorum, p.election)).collect()
 }
 
 /// `node_dir/zoo.cfg` (ZooKeeper's comparison settings, `forceSync=yes`, `servers`) and
 /// `node_dir/data/myid`.
-fn write_node_files(node_dir: &Path, id: usize, client_port: u16, servers: &str) -> Result<()> {
+fn write_node_files(
+    node_dir: &Path,
+    id: usize,
+    client_port: u16,
+    servers: &[(u64, u16, u16)],
+) -> Result<()> {
     let data = node_dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|error| BenchError::io(&data, error))?;
-    let config = format!(
-        "tickTime={COORD_TICK_TIME_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
-         clientPort={client_port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
-         4lw.commands.whitelist=*\nextendedTypesEnabled=true\nforceSync=yes\n{servers}",
-        data.display(),
-    );
-    let config_path = node_dir.join("zoo.cfg");
-    std::fs::write(&config_path, config).map_err(|error| BenchError::io(&config_path, error))?;
-    let myid = data.join("myid");
-    std::fs::write(&myid, format!("{id}\n")).map_err(|error| BenchError::io(&myid, error))
+    let config = LoopbackConfig {
+        tick_ms: COORD_TICK_TIME_MS,
+        init_limit: 10,
+        sync_limit: 5,
+        data_dir: &data,
+        client_port,
+        servers,
+        extra: "extendedTypesEnabled=true\nforceSync=yes",
+    };
+    config.write(node_dir, id as u64).map_err(|error| BenchError::io(node_dir, error))
 }
 
 impl ZabflowNode {
