@@ -30,7 +30,10 @@ fn state(state: KeeperState) -> (EventType, KeeperState, Option<String>) {
 fn session_and_watches_survive_a_server_restart() {
     let mut server = RealZooKeeper::start_standalone().unwrap_or_else(|e| panic!("{e}"));
     let config = ClientConfig::new(&server.connect_string()).unwrap();
-    let client = Client::connect(config.with_session_timeout(Duration::from_secs(30))).unwrap();
+    // The session timeout also bounds one connection attempt (shared among the servers, as
+    // ZooKeeper's client does): 10 s, so that an attempt the restarting server never
+    // answers is retried well within EVENT_WAIT, and the session outlives the restart.
+    let client = Client::connect(config.with_session_timeout(Duration::from_secs(10))).unwrap();
     assert_eq!(next_event(&client), state(KeeperState::SyncConnected));
     let open = [ACL::open_unsafe()];
     client.create("/r", b"", &open, CreateMode::Persistent).unwrap();
